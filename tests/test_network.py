@@ -1,0 +1,54 @@
+"""The suite runs with the network blocked; loopback stays open; the hub decision is instant."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from helpers import network
+
+
+def test_non_loopback_connection_is_refused():
+    with pytest.raises(network.NetworkBlockedError):
+        socket.create_connection(("huggingface.co", 443), timeout=1)
+    with pytest.raises(network.NetworkBlockedError):
+        socket.create_connection(("10.1.2.3", 80), timeout=1)
+
+
+def test_loopback_still_works():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    threading.Thread(target=lambda: server.accept()[0].sendall(b"ok"), daemon=True).start()
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+        assert conn.recv(2) == b"ok"
+    server.close()
+
+
+def test_hub_decision_is_offline_and_fast(monkeypatch):
+    network.hub_reachable.cache_clear()
+    start = time.perf_counter()
+    assert network.hub_reachable() is False
+    assert time.perf_counter() - start < 0.1, "the hub decision must not wait on a probe"
+    import huggingface_hub.constants as c
+
+    assert c.HF_HUB_OFFLINE, "offline mode must reach an already imported huggingface_hub"
+
+
+def test_failed_probe_sets_offline_mode(monkeypatch):
+    """Without HF_HUB_OFFLINE, an unreachable hub is decided by one short probe, then offline."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv(network.BLOCK_ENV, raising=False)
+    network.hub_reachable.cache_clear()
+    start = time.perf_counter()
+    try:
+        assert network.hub_reachable() is False  # the blocked socket refuses, as a dead DNS would
+    finally:
+        network.hub_reachable.cache_clear()
+    assert time.perf_counter() - start < network.PROBE_TIMEOUT_S + 0.5
+    import os
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
