@@ -54,7 +54,7 @@ def plot_attention_grid(weights: Any, tokens: Sequence[str], title: str = "Atten
     heads = arr.shape[0]
     ncols = min(ncols, heads)
     nrows = -(-heads // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.0 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.8 * nrows), squeeze=False)
     for h, ax in enumerate(axes.flat):
         if h >= heads:
             ax.axis("off")
