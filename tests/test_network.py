@@ -10,6 +10,12 @@ import pytest
 from helpers import network
 
 
+@pytest.fixture(autouse=True)
+def _deliberate_attempts_are_not_logged(monkeypatch):
+    """These tests try the network on purpose; only unexpected attempts belong in the suite's log."""
+    monkeypatch.delenv(network.LOG_ENV, raising=False)
+
+
 def test_non_loopback_connection_is_refused():
     with pytest.raises(network.NetworkBlockedError):
         socket.create_connection(("huggingface.co", 443), timeout=1)
