@@ -63,3 +63,10 @@ def test_not_in_colab_runs_nothing(monkeypatch):
     ns: dict[str, object] = {}
     exec("".join(course.colab_install_lines()), ns)
     assert ns["IN_COLAB"] is False and calls == []
+
+
+def test_readme_badges_follow_pyproject():
+    readme = (course.REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    for path in NOTEBOOKS:
+        if f"notebooks/{path.name})" in readme:
+            assert course.badge_markdown(path.name) in readme, f"README badge of {path.name} out of step"
