@@ -121,6 +121,7 @@ def offline_env(log_path: str | None = None) -> dict[str, str]:
         "DO_NOT_TRACK": "1",
         "ANONYMIZED_TELEMETRY": "False",
         "PYTHONHASHSEED": "0",
+        "OMP_WAIT_POLICY": "PASSIVE",
     }
     if log_path:
         env[LOG_ENV] = log_path
