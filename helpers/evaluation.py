@@ -1,0 +1,412 @@
+"""Offline RAG evaluation with TruLens: a local feedback provider (MiniLM, no API), its calibration,
+a groundedness sanity test, and recording a llama-index query engine into a throwaway database.
+
+    from helpers import evaluation
+    provider = evaluation.LocalProvider()
+    session = evaluation.start_session("day06")            # .cache/trulens/day06.sqlite, reset
+    scores = evaluation.record(query_engine, questions, "direct", evaluation.rag_triad(provider))
+    evaluation.leaderboard(session)
+
+Every score is in [0, 1]. A cosine similarity `c` becomes a score through a logistic map
+`sigmoid(a * c + b)`, with (a, b) fitted per feedback on the dev split only (`calibrate`), so a
+score reads as "how likely a dev pair with this similarity was a matching pair".
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from trulens.core.feedback.provider import Provider
+
+from .config import CACHE_DIR
+from .models import load_sentence_model
+
+SENTENCE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+FEEDBACKS = ("context_relevance", "groundedness", "answer_relevance")
+# (a, b) of sigmoid(a * cosine + b), fitted by `calibrate(rag.load_questions("dev"))`
+# (balanced logistic regression, matching vs mismatched dev pairs; see `calibration_pairs`).
+CALIBRATION: dict[str, tuple[float, float]] = {
+    "context_relevance": (24.27, -10.48),
+    "groundedness": (12.55, -4.69),
+    "answer_relevance": (12.01, -2.37),
+}
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
+    " sixteen seventeen eighteen nineteen twenty".split())}
+_NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000"})
+
+
+# --------------------------------------------------------------------------- text utilities
+def split_sentences(text: str) -> list[str]:
+    """Sentences of `text`: Markdown heading lines dropped, split after . ! or ? and a space."""
+    body = " ".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", body) if len(s.split()) >= 1 and s.strip()]
+
+
+def _norm_numbers(text: str) -> str:
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # 4,000 -> 4000
+    return re.sub(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", lambda m: _NUMBER_WORDS[m.group(1).lower()], text,
+                  flags=re.I)
+
+
+def facts(text: str) -> set[str]:
+    """The checkable facts of a text: numbers (digits or number words) and names (capitalised
+    words that do not start a sentence, acronyms, and tokens mixing letters and digits)."""
+    text = _norm_numbers(text)
+    found = set(re.findall(r"\d+(?:\.\d+)?", text))
+    for sentence in split_sentences(text) or [text]:
+        for i, w in enumerate(re.findall(r"[A-Za-z][\w-]*", sentence)):
+            w = w.strip("-")
+            if re.search(r"\d", w) or sum(c.isupper() for c in w) >= 2 or (i > 0 and w[:1].isupper()):
+                found.add(w.lower())
+    return found
+
+
+def fact_support(sentence: str, context: str) -> float:
+    """Fraction of the facts of `sentence` found in `context` (1.0 when it states none)."""
+    wanted = facts(sentence)
+    return 1.0 - len(unsupported_facts(sentence, context)) / len(wanted) if wanted else 1.0
+
+
+def unsupported_facts(text: str, context: str) -> list[str]:
+    """The facts of `text` (see `facts`, lower-cased) that do not occur in `context`, sorted."""
+    ctx = _norm_numbers(context).lower()
+    return sorted(f for f in facts(text) if not re.search(r"(?<![\w.])" + re.escape(f) + r"(?![\w])", ctx))
+
+
+# --------------------------------------------------------------------------- embeddings
+@lru_cache(maxsize=1)
+def _sbert() -> Any:
+    from . import rag
+    from .models import resolve
+
+    if rag._embedder.cache_info().currsize:  # llama-index's embedder is loaded: reuse it if it is MiniLM too
+        embedder, info = rag._embedder(rag.EMBED_ID)
+        if info.location == resolve(SENTENCE_MODEL_ID).location:
+            print(f"feedback model: {SENTENCE_MODEL_ID} (the embedder's own copy, already loaded)")
+            return embedder._model
+    return load_sentence_model(SENTENCE_MODEL_ID).model
+
+
+_EMB_CACHE: dict[str, Any] = {}
+
+
+def embed(texts: Sequence[str]) -> Any:
+    """Unit-length MiniLM embeddings (n, 384) of `texts`, cached per text."""
+    import numpy as np
+
+    missing = [t for t in dict.fromkeys(texts) if t not in _EMB_CACHE]
+    if missing:
+        vectors = _sbert().encode(missing, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+        _EMB_CACHE.update(zip(missing, vectors))
+    return np.stack([_EMB_CACHE[t] for t in texts]) if texts else np.zeros((0, 384), dtype="float32")
+
+
+def prefetch(texts: Iterable[str] = (), contexts: Iterable[str] = ()) -> None:
+    """Embed `texts` and the sentences of `contexts` in one batch (far faster than many small calls)."""
+    embed(list(texts) + [s for c in contexts for s in split_sentences(c)])
+
+
+def _max_cos(queries: Sequence[str], context: str) -> Any:
+    """For each query text: the highest cosine similarity to any sentence of `context`."""
+    import numpy as np
+
+    sentences = split_sentences(context)
+    if not sentences or not queries:
+        return np.zeros(len(queries))
+    return (embed(list(queries)) @ embed(sentences).T).max(axis=1)
+
+
+def raw_context_relevance(question: str, context: str) -> float:
+    """Cosine of the question with its best-matching context sentence."""
+    return float(_max_cos([question], context)[0])
+
+
+def raw_groundedness(context: str, answer: str) -> list[float]:
+    """Per answer sentence: cosine with its best-supporting context sentence."""
+    return [float(x) for x in _max_cos(split_sentences(answer) or [answer], context)]
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def raw_answer_relevance(question: str, answer: str) -> float:
+    """Cosine of the question and the whole answer."""
+    vectors = embed([question, answer])
+    return float(vectors[0] @ vectors[1])
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+# --------------------------------------------------------------------------- the provider
+def _text(source: str | Iterable[str]) -> str:
+    return source if isinstance(source, str) else "\n".join(source)
+
+
+class LocalProvider(Provider):
+    """A TruLens feedback provider that runs on the CPU with MiniLM: no API, no LLM judge.
+
+    - `context_relevance(question, context)`: best question-sentence cosine, calibrated.
+    - `groundedness(source, statement)`: per answer sentence, the calibrated best cosine with a
+      context sentence times the fraction of its numbers and names that occur in the context;
+      the mean over sentences. The fact check is what catches a swapped number, which barely
+      moves an embedding.
+    - `answer_relevance(prompt, response)`: question-answer cosine, calibrated.
+    """
+
+    calibration: dict = {k: list(v) for k, v in CALIBRATION.items()}
+
+    def _score(self, name: str, cosine: float) -> float:
+        a, b = self.calibration[name]
+        return _sigmoid(a * cosine + b)
+
+    def context_relevance(self, question: str, context: str) -> float:
+        """How well the best sentence of `context` matches `question`, in [0, 1]."""
+        return self._score("context_relevance", raw_context_relevance(question, _text(context)))
+
+    def groundedness(self, source: str | list[str], statement: str) -> float:
+        """How well `source` (a context or a list of chunks) supports `statement`, in [0, 1]."""
+        context = _text(source)
+        if not context.strip() or not statement.strip():
+            return 0.0
+        sentences = split_sentences(statement) or [statement]
+        sims = raw_groundedness(context, statement)
+        scores = [self._score("groundedness", c) * fact_support(s, context) for s, c in zip(sentences, sims)]
+        return sum(scores) / len(scores)
+
+    def groundedness_embedding_only(self, source: str | list[str], statement: str) -> float:
+        """Groundedness without the fact check (what embeddings alone can see)."""
+        sims = raw_groundedness(_text(source), statement)
+        return sum(self._score("groundedness", c) for c in sims) / len(sims)
+
+    def answer_relevance(self, prompt: str, response: str) -> float:
+        """How well `response` matches the question `prompt`, in [0, 1]."""
+        return self._score("answer_relevance", raw_answer_relevance(prompt, response))
+
+
+# --------------------------------------------------------------------------- calibration
+@lru_cache(maxsize=None)
+def section_text(doc: str, section: str) -> str:
+    """Text under the heading `section` of handbook file `doc` (to the next heading of the same
+    or a higher level, so a ``##`` section includes its ``###`` subsections)."""
+    from .rag import HANDBOOK_DIR
+
+    lines = (HANDBOOK_DIR / doc).read_text(encoding="utf-8").splitlines()
+    heads = [(len(m.group(1)), m.group(2).strip(), i) for i, line in enumerate(lines)
+             for m in [re.match(r"^(#{1,6}) (.+)$", line)] if m]
+    for k, (level, title, start) in enumerate(heads):
+        if title == section:
+            end = next((i for lv, _, i in heads[k + 1:] if lv <= level), len(lines))
+            return "\n".join(lines[start + 1:end])
+    raise KeyError(f"no section {section!r} in {doc}")
+
+
+def gold_context(question: dict) -> str:
+    """The gold section(s) of an answerable question, as one context string."""
+    parts = [section_text(question["doc"], question["section"])]
+    if question.get("second"):
+        parts.append(section_text(question["second"]["doc"], question["second"]["section"]))
+    return "\n".join(parts)
+
+
+def _partner(questions: list[dict], i: int) -> dict:
+    """A deterministic mismatched partner: the first question 7, 14, ... places on (cyclically) from another document."""
+    n = len(questions)
+    for step in range(1, n):
+        other = questions[(i + step * 7) % n]
+        if other["doc"] != questions[i]["doc"]:
+            return other
+    raise ValueError("need questions from at least two documents")
+
+
+def calibration_pairs(questions: Iterable[dict]) -> dict[str, tuple[list[float], list[int]]]:
+    """Raw cosines and labels (1 matching, 0 mismatched) per feedback, from answerable questions:
+    context_relevance: question vs its gold section / another document's gold section;
+    groundedness: gold answer vs its gold section(s) / another document's section;
+    answer_relevance: question vs its gold answer / another document's question's answer."""
+    qs = [q for q in questions if q.get("gold_sentence")]
+    prefetch([q["question"] for q in qs] + [q["answer"] for q in qs], [gold_context(q) for q in qs])
+    prefetch([s for q in qs for s in split_sentences(q["answer"])])
+    out: dict[str, tuple[list[float], list[int]]] = {name: ([], []) for name in FEEDBACKS}
+    for i, q in enumerate(qs):
+        other = _partner(qs, i)
+        pairs = {
+            "context_relevance": [(raw_context_relevance(q["question"], gold_context(q)), 1),
+                                  (raw_context_relevance(q["question"], gold_context(other)), 0)],
+            "groundedness": [(_mean(raw_groundedness(gold_context(q), q["answer"])), 1),
+                             (_mean(raw_groundedness(gold_context(other), q["answer"])), 0)],
+            "answer_relevance": [(raw_answer_relevance(q["question"], q["answer"]), 1),
+                                 (raw_answer_relevance(q["question"], other["answer"]), 0)],
+        }
+        for name, rows in pairs.items():
+            for cosine, label in rows:
+                out[name][0].append(cosine)
+                out[name][1].append(label)
+    return out
+
+
+def calibrate(questions: Iterable[dict]) -> dict[str, tuple[float, float]]:
+    """Fit (a, b) of sigmoid(a * cosine + b) per feedback by logistic regression on
+    `calibration_pairs(questions)`. Use the dev split only; the result is what CALIBRATION holds."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    fitted = {}
+    for name, (x, y) in calibration_pairs(questions).items():
+        model = LogisticRegression(C=100.0).fit(np.array(x).reshape(-1, 1), np.array(y))
+        fitted[name] = (round(float(model.coef_[0, 0]), 2), round(float(model.intercept_[0]), 2))
+    return fitted
+
+
+# --------------------------------------------------------------------------- groundedness sanity test
+_NAME_POOL = ("OpenAI", "DeepMind", "NVIDIA", "IBM", "GitHub", "PyTorch", "LinkedIn", "YouTube")
+
+
+def swap_facts(answer: str, context: str = "") -> str | None:
+    """A wrong version of `answer` with exactly one fact changed: its first number (n -> n + 1,
+    decimals kept), or if it has none, its first name (replaced by a name from a fixed pool that
+    does not occur in `context`). None when the answer states no number or name."""
+    text = _norm_numbers(answer)
+    number = re.search(r"\d+(?:\.\d+)?", text)
+    if number:
+        whole, _, frac = number.group(0).partition(".")
+        return text[:number.start()] + str(int(whole) + 1) + ("." + frac if frac else "") + text[number.end():]
+    spare = [n for n in _NAME_POOL if n.lower() not in context.lower() and n.lower() not in answer.lower()]
+    for word in re.findall(r"[A-Za-z][\w-]*", text):
+        if word.strip("-").lower() in facts(answer) and spare:
+            return re.sub(r"\b" + re.escape(word) + r"\b", spare[0], text, count=1)
+    return None
+
+
+def groundedness_separation(provider: Any, questions: Iterable[dict],
+                            types: Iterable[str] = ("fact", "keyword", "paraphrase", "multi_hop")) -> dict[str, Any]:
+    """Faithful answers (the gold answer) against fact-swapped ones (`swap_facts`), both scored
+    against the gold context. Summary questions are left out by default: their gold section is
+    only the start of what a summary draws on. Returns the mean scores, their difference, the
+    fraction of pairs ordered correctly (faithful > swapped; ties count as wrong), the ROC AUC over
+    all scores, and the same numbers for the embedding-only score; `rows` lists every pair."""
+    from sklearn.metrics import roc_auc_score
+
+    questions = [q for q in questions if q.get("gold_sentence") and q["type"] in set(types)]
+    prefetch([s for q in questions for a in (q["answer"], swap_facts(q["answer"], gold_context(q)) or "")
+              for s in split_sentences(a)], [gold_context(q) for q in questions])
+    rows = []
+    for q in questions:
+        context = gold_context(q)
+        swapped = swap_facts(q["answer"], context)
+        if swapped is None:
+            continue
+        rows.append({"id": q["id"], "faithful": q["answer"], "swapped": swapped,
+                     "g_faithful": provider.groundedness(context, q["answer"]),
+                     "g_swapped": provider.groundedness(context, swapped),
+                     "e_faithful": provider.groundedness_embedding_only(context, q["answer"]),
+                     "e_swapped": provider.groundedness_embedding_only(context, swapped)})
+    if not rows:
+        raise ValueError("no answer with a number or a name to swap")
+    out: dict[str, Any] = {"n": len(rows), "rows": rows}
+    for key, label in (("g", "groundedness"), ("e", "embedding_only")):
+        f = [r[f"{key}_faithful"] for r in rows]
+        s = [r[f"{key}_swapped"] for r in rows]
+        out[label] = {
+            "mean_faithful": sum(f) / len(f), "mean_swapped": sum(s) / len(s),
+            "mean_difference": (sum(f) - sum(s)) / len(f),
+            "fraction_ordered": sum(a > b for a, b in zip(f, s)) / len(f),
+            "auc": float(roc_auc_score([1] * len(f) + [0] * len(s), f + s)),
+        }
+    return out
+
+
+# --------------------------------------------------------------------------- TruLens recording
+@contextlib.contextmanager
+def silenced() -> Any:
+    """Swallow TruLens' chatter (instrumentation lines, migration notes) on stdout and stderr."""
+    import logging
+
+    buffer = io.StringIO()
+    level = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            yield buffer
+    finally:
+        logging.disable(level)
+
+
+def start_session(name: str, reset: bool = True) -> Any:
+    """A `trulens.core.TruSession` on ``sqlite:///.cache/trulens/<name>.sqlite`` in the repository
+    (git-ignored), emptied first when `reset`. TruSession is a singleton: one database per process."""
+    import logging
+
+    logging.getLogger("trulens").setLevel(logging.ERROR)  # e.g. "Package jsonschema not present in requirements."
+    folder = CACHE_DIR / "trulens"
+    folder.mkdir(parents=True, exist_ok=True)
+    with silenced():
+        from trulens.core import TruSession
+
+        session = TruSession(database_url=f"sqlite:///{folder / (name + '.sqlite')}")
+        if reset:
+            session.reset_database()
+    return session
+
+
+def rag_triad(provider: Any) -> list[Any]:
+    """The RAG triad as TruLens `Metric`s with OTEL `Selector`s: context relevance (per retrieved
+    chunk, averaged), groundedness (answer against all chunks), answer relevance."""
+    import numpy as np
+    from trulens.core import Metric, Selector
+
+    return [
+        Metric(implementation=provider.context_relevance, name="Context Relevance", agg=np.mean,
+               selectors={"question": Selector.select_record_input(),
+                          "context": Selector.select_context(collect_list=False)}),
+        Metric(implementation=provider.groundedness, name="Groundedness",
+               selectors={"source": Selector.select_context(collect_list=True),
+                          "statement": Selector.select_record_output()}),
+        Metric(implementation=provider.answer_relevance, name="Answer Relevance",
+               selectors={"prompt": Selector.select_record_input(),
+                          "response": Selector.select_record_output()}),
+    ]
+
+
+def record(query_engine: Any, questions: Iterable[dict | str], app_name: str, metrics: Sequence[Any],
+           app_version: str = "v1", timeout: float = 120.0) -> Any:
+    """Run `questions` through `query_engine` under TruLens' llama-index recorder (`TruLlama`),
+    compute `metrics` on every record, and return one row per record: question, answer, latency
+    and one column per metric. Raises if any score is missing (TruLens turns a failing feedback
+    function into None/NaN instead of an exception)."""
+    from trulens.apps.llamaindex import TruLlama
+    from trulens.core import TruSession
+
+    with silenced():  # TruLlama prints one line per instrumented method (~160)
+        app = TruLlama(query_engine, app_name=app_name, app_version=app_version, feedbacks=list(metrics))
+    texts = [q["question"] if isinstance(q, dict) else q for q in questions]
+    with app as recording:
+        for text in texts:
+            query_engine.query(text)
+    ids = [r.record_id for r in recording.records]
+    with silenced():
+        app.retrieve_feedback_results(record_ids=ids, timeout=timeout)
+        records, names = TruSession().get_records_and_feedback(record_ids=ids)
+    app.stop_evaluator()
+    table = records.set_index("record_id").loc[ids, ["input", "output", "latency", *names]].reset_index(drop=True)
+    table = table.rename(columns={"input": "question", "output": "answer"})
+    missing = table[list(names)].isna().sum()
+    if missing.any() or set(names) != {m.name for m in metrics}:
+        raise RuntimeError(f"TruLens returned missing scores (a feedback function failed): {missing.to_dict()}")
+    return table
+
+
+def leaderboard(session: Any) -> Any:
+    """Per app: the mean of each feedback and the mean latency (seconds), from the session's database."""
+    with silenced():
+        board = session.get_leaderboard()
+    cols = [c for c in board.columns if c not in ("total_cost",)]
+    return board[cols]
