@@ -86,6 +86,19 @@ HEADING_RE = re.compile(r"^(#{1,6}) (.+?)\s*$")
 # --------------------------------------------------------------------------
 # Markdown helpers
 # --------------------------------------------------------------------------
+def _check_question_text(question: str, where: str, texts: set, problems: list) -> None:
+    """Flag a question whose normalised text was seen before (and remember it)."""
+    norm = " ".join(question.lower().split())
+    if norm in texts:
+        problems.append(f"{where}: duplicate question text")
+    texts.add(norm)
+
+
+def _check_split(split: object, where: str, problems: list) -> None:
+    if split not in SPLITS:
+        problems.append(f"{where}: split must be one of {SPLITS}")
+
+
 def parse_headings(text: str) -> list[tuple[int, str, int]]:
     """Return ``(level, heading_text, line_index)`` for every heading line."""
     out = []
@@ -254,12 +267,8 @@ def _check_questions(docs: dict[str, str], problems: list[str]) -> None:
             if not isinstance(q[key], str) or not q[key].strip():
                 problems.append(f"{where}: {key} must be a non-empty string")
         if isinstance(q["question"], str):
-            norm = " ".join(q["question"].lower().split())
-            if norm in texts:
-                problems.append(f"{where}: duplicate question text")
-            texts.add(norm)
-        if q["split"] not in SPLITS:
-            problems.append(f"{where}: split must be one of {SPLITS}")
+            _check_question_text(q["question"], where, texts, problems)
+        _check_split(q["split"], where, problems)
         qtype = q["type"]
         if qtype not in QUESTION_TYPES:
             problems.append(f"{where}: unknown type {qtype!r}")
@@ -330,12 +339,8 @@ def _check_router(docs: dict[str, str], problems: list[str]) -> None:
         if not isinstance(q["question"], str) or not q["question"].strip():
             problems.append(f"{where}: question must be a non-empty string")
         else:
-            norm = " ".join(q["question"].lower().split())
-            if norm in texts:
-                problems.append(f"{where}: duplicate question text")
-            texts.add(norm)
-        if q["split"] not in SPLITS:
-            problems.append(f"{where}: split must be one of {SPLITS}")
+            _check_question_text(q["question"], where, texts, problems)
+        _check_split(q["split"], where, problems)
         route = q["route"]
         if route not in ROUTER_ROUTES:
             problems.append(f"{where}: route must be one of {ROUTER_ROUTES}")
