@@ -98,3 +98,9 @@ DEFAULT_LLM = "microsoft/Phi-3-mini-4k-instruct"
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 DEFAULT_GPT2 = "gpt2"
+
+# The course's tool-use LoRA adapter for SmolLM2 (Days 10-15): trained by
+# scripts/train_tool_lora.py, shipped, merged into a copy of the weights by helpers.agents.
+TOOL_ADAPTER_ID = "llm-challenge/smollm2-tool-lora"
+TOOL_ADAPTER_DIR = SHIPPED_CHECKPOINTS_DIR / "smollm2-tool-lora"
+TOOL_ADAPTER_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"

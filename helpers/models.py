@@ -37,14 +37,16 @@ class Resolved:
     name: str  # human-readable name of what is loaded
     is_original: bool
     note: str = ""
+    adapter: str | None = None  # a fine-tuned adapter merged into the weights (see helpers.agents)
 
     def describe(self) -> str:
         """One line for the notebook output: what was asked, what was loaded, how it differs."""
+        tuned = f" + adapter {self.adapter}" if self.adapter else ""
         if self.is_original:
             where = {"local": "local folder", "hub": "the Hub", "stand-in": "offline package"}[self.source]
-            return f"{self.requested}: original weights from {where} ({self.name})"
+            return f"{self.requested}: original weights from {where} ({self.name}){tuned}"
         return (
-            f"{self.requested} is not available offline; using STAND-IN {self.name}."
+            f"{self.requested} is not available offline; using STAND-IN {self.name}{tuned}."
             f" Differs: {self.note}"
         )
 

@@ -1,0 +1,451 @@
+"""Tool calling with a local model (Days 10-15).
+
+One call format for the whole course: the model answers every turn with one JSON object
+
+    {"name": "<tool name>", "arguments": {...}}
+
+and says `final_answer` when it is done. This module holds what the agent days share:
+
+- `render_tools` / `messages_ids`: the system prompt that lists the tools, and the chat template;
+- `call_pattern`: a regular expression (a grammar) that matches exactly the valid calls for a
+  set of tool schemas; `GrammarLogitsProcessor` masks every token that would leave it
+  (constrained decoding, taught from scratch on Day 11);
+- `choose_call`: one constrained step (prompt -> parsed call), the unit of every agent loop;
+- `load_tool_model`: the local model, with the course's tool-use LoRA adapter merged in when the
+  model is SmolLM2 (the adapter is trained by `scripts/train_tool_lora.py` and shipped);
+- `tool_llm`: the same as a llama-index `FunctionCallingLLM`, so `FunctionAgent` can drive it.
+
+    from helpers import agents
+    model, tok, info = agents.load_tool_model()
+    step = agents.choose_call(model, tok, [{"role": "user", "content": "What is 17 * 23?"}], specs)
+    step.call  # ("calculator", {"expression": "17 * 23"})
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import regex
+
+from .config import TOOL_ADAPTER_BASE, TOOL_ADAPTER_DIR, TOOL_ADAPTER_ID
+from .models import ModelNotAvailableError, Resolved, resolve
+
+FINAL = "final_answer"
+FINAL_SPEC = {"name": FINAL, "description": "Give the final answer to the user and stop.",
+              "parameters": {"type": "object", "properties": {"answer": {"type": "string"}}}}
+ADAPTER_ID = TOOL_ADAPTER_ID  # the course's tool-use LoRA adapter (shipped)
+ADAPTER_DIR = TOOL_ADAPTER_DIR
+ADAPTER_BASE = TOOL_ADAPTER_BASE  # the weights it was trained on
+MAX_STRING = 300  # characters in one string argument: bounds every call
+SYSTEM = ("You are an assistant that acts through tools. Reply to every message with exactly one JSON object "
+          '{"name": <tool name>, "arguments": {...}}. Use a tool when it helps; call final_answer when you can '
+          "answer the user.\nTools:")
+
+
+# --------------------------------------------------------------------------- tool schemas
+def spec_of(tool: Any) -> dict:
+    """A tool as {"name", "description", "parameters"}: accepts such a dict, a llama-index tool
+    (`FunctionTool`, `QueryEngineTool`, ...) or a plain typed Python function."""
+    if isinstance(tool, dict):
+        missing = {"name", "description", "parameters"} - set(tool)
+        if missing:
+            raise ValueError(f"tool spec {tool.get('name', tool)!r} lacks {sorted(missing)}")
+        return tool
+    if hasattr(tool, "metadata"):  # llama-index BaseTool
+        meta = tool.metadata
+        return {"name": meta.name, "description": _one_line(meta.description), "parameters": meta.get_parameters_dict()}
+    if callable(tool):
+        from llama_index.core.tools import FunctionTool
+
+        return spec_of(FunctionTool.from_defaults(fn=tool))
+    raise TypeError(f"cannot read a tool from {type(tool).__name__}: pass a dict, a llama-index tool or a function")
+
+
+def _one_line(description: str) -> str:
+    """FunctionTool descriptions start with the signature line; keep the docstring, on one line."""
+    lines = [ln.strip() for ln in description.strip().splitlines() if ln.strip()]
+    if len(lines) > 1 and regex.match(r"^\w+\(.*\)( -> .*)?$", lines[0]):
+        lines = lines[1:]
+    return " ".join(lines)
+
+
+def _resolve(schema: dict, root: dict) -> dict:
+    while "$ref" in schema:
+        name = schema["$ref"].split("/")[-1]
+        schema = root.get("$defs", root.get("definitions", {}))[name]
+    return schema
+
+
+def _props(spec: dict) -> dict:
+    params = spec["parameters"] or {}
+    return {k: _resolve(v, params) for k, v in params.get("properties", {}).items()}
+
+
+def _type_hint(schema: dict, root: dict) -> Any:
+    """How a parameter is shown to the model: its type name, or the list of allowed values."""
+    schema = _resolve(schema, root)
+    if "enum" in schema:
+        return list(schema["enum"])
+    if "anyOf" in schema:
+        options = [_type_hint(s, root) for s in schema["anyOf"] if s.get("type") != "null"]
+        return options[0] if len(options) == 1 else options
+    return schema.get("type", "string")
+
+
+def render_tools(specs: Iterable[Any], final: bool = True, system: str = SYSTEM) -> str:
+    """The system prompt: instructions, then one JSON line per tool (name, description, arguments)."""
+    specs = [spec_of(s) for s in specs] + ([FINAL_SPEC] if final else [])
+    lines = [system]
+    for s in specs:
+        params = s["parameters"] or {}
+        args = {k: _type_hint(v, params) for k, v in params.get("properties", {}).items()}
+        lines.append(json.dumps({"name": s["name"], "description": s["description"], "arguments": args}))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the grammar
+STRING = r'"[^"\\\n]{0,%d}"' % MAX_STRING
+NUMBER = r"-?\d{1,15}(?:\.\d{1,8})?"
+INTEGER = r"-?\d{1,15}"
+
+
+def value_pattern(schema: dict, root: dict | None = None) -> str:
+    """A regular expression for the JSON values a parameter schema allows (strings without
+    escapes, numbers, booleans, enums, optional values as `null`)."""
+    root = root or {}
+    schema = _resolve(schema, root)
+    if "enum" in schema:
+        return "(?:" + "|".join(regex.escape(json.dumps(v)) for v in schema["enum"]) + ")"
+    if "anyOf" in schema:
+        return "(?:" + "|".join(value_pattern(s, root) for s in schema["anyOf"]) + ")"
+    kind = schema.get("type", "string")
+    patterns = {"string": STRING, "number": NUMBER, "integer": INTEGER, "boolean": "(?:true|false)", "null": "null"}
+    if kind not in patterns:
+        raise ValueError(f"parameter type {kind!r} is not supported by the call grammar: use str, int, float, bool, "
+                         "Literal[...] or Optional[...] arguments")
+    return patterns[kind]
+
+
+def call_pattern(specs: Iterable[Any], final: bool = True) -> str:
+    """The grammar of valid calls: `{"name": "<tool>", "arguments": {<every parameter, in order>}}`,
+    one alternative per tool (plus `final_answer`), written the way `json.dumps` writes it."""
+    alternatives = []
+    for s in [spec_of(s) for s in specs] + ([FINAL_SPEC] if final else []):
+        params = s["parameters"] or {}
+        body = ", ".join(regex.escape(json.dumps(k)) + ": " + value_pattern(v, params)
+                         for k, v in params.get("properties", {}).items())
+        alternatives.append(regex.escape('{"name": ' + json.dumps(s["name"]) + ', "arguments": {') + body + r"\}\}")
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+@lru_cache(maxsize=8)
+def _pieces(tok: Any) -> tuple:
+    """The text each token id adds (None for special tokens, which never appear inside a call)."""
+    special = set(tok.all_special_ids)
+    vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
+    return tuple(None if i in special or t is None else tok.convert_tokens_to_string([t]) for i, t in enumerate(vocab))
+
+
+def token_pieces(tok: Any) -> tuple:
+    """Text of every token id (cached per tokenizer)."""
+    return _pieces(tok)
+
+
+try:  # a real transformers LogitsProcessor when transformers is there (it always is in the course env)
+    from transformers import LogitsProcessor as _Base
+except ImportError:  # pragma: no cover
+    _Base = object
+
+
+class GrammarLogitsProcessor(_Base):
+    """Masks every next token that would take the generated text out of `pattern`.
+
+    At each step the candidates are tried in order of score (the `top_n` best first, then, if none
+    fits, the whole vocabulary): a token is allowed when text-so-far + token is still a prefix of
+    some string in the grammar (`regex` partial matching). Once the text is a complete match, only
+    end-of-sequence is allowed. `interventions` counts the steps at which the model's own favourite
+    token was not allowed.
+    """
+
+    def __init__(self, tok: Any, pattern: str, prompt_len: int, top_n: int = 64) -> None:
+        self.grammar = regex.compile(pattern)
+        self.pieces = token_pieces(tok)
+        self.eos = tok.eos_token_id
+        self.prompt_len = prompt_len
+        self.top_n = top_n
+        self.interventions = 0
+        self.steps = 0
+
+    def allowed(self, text: str, order: Sequence[int]) -> list[int]:
+        """The token ids among `order` that keep `text` inside the grammar."""
+        ok = []
+        for i in order:
+            piece = self.pieces[i]
+            if piece and self.grammar.fullmatch(text + piece, partial=True):
+                ok.append(i)
+        return ok
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        masked = torch.full_like(scores, float("-inf"))
+        for b in range(input_ids.shape[0]):
+            text = "".join(self.pieces[i] or "" for i in input_ids[b, self.prompt_len:].tolist())
+            self.steps += 1
+            if self.grammar.fullmatch(text):
+                keep = [self.eos]
+            else:
+                order = torch.argsort(scores[b], descending=True).tolist()
+                keep = self.allowed(text, order[: self.top_n]) or self.allowed(text, order[self.top_n:])
+                if not keep:
+                    raise RuntimeError(f"no token continues {text!r} inside the grammar")
+                self.interventions += int(keep[0] != order[0])
+            masked[b, keep] = scores[b, keep]
+        return masked
+
+
+# --------------------------------------------------------------------------- one step
+@dataclass
+class Step:
+    """One generation: the text, the parsed call (None when it is not a valid call), and its cost."""
+
+    text: str
+    call: tuple[str, dict] | None
+    prompt_tokens: int
+    new_tokens: int
+    seconds: float
+    interventions: int = 0
+    constrained: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def parse_call(text: str) -> tuple[str, dict] | None:
+    """`(name, arguments)` from a call's JSON text, or None when it is not a well-formed call."""
+    try:
+        obj = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("name"), str) or not isinstance(obj.get("arguments", {}), dict):
+        return None
+    return obj["name"], obj.get("arguments", {})
+
+
+def messages_ids(tok: Any, messages: Sequence[dict], specs: Iterable[Any] | None = None, final: bool = True) -> Any:
+    """Token ids (1, T) of a conversation in the chat template, with the tool list as the system
+    message when `specs` is given. Messages are {"role", "content"} dicts; roles user, assistant, tool."""
+    chat = list(messages)
+    if specs is not None:
+        chat = [{"role": "system", "content": render_tools(specs, final=final)}] + [m for m in chat if m["role"] != "system"]
+    out = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")
+    return out if hasattr(out, "shape") else out["input_ids"]
+
+
+def generate(model: Any, tok: Any, ids: Any, pattern: str | None = None, max_new_tokens: int = 96,
+             do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
+             top_n: int = 64) -> Step:
+    """Generate from prompt ids, constrained to `pattern` when given (greedy unless `do_sample`)."""
+    import torch
+    from transformers import LogitsProcessorList
+
+    processor = GrammarLogitsProcessor(tok, pattern, ids.shape[1], top_n=top_n) if pattern else None
+    sampling = {"do_sample": True, "temperature": temperature, "top_k": top_k or 0} if do_sample else {"do_sample": False}
+    start = time.perf_counter()
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             pad_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+                             logits_processor=LogitsProcessorList([processor]) if processor else None,
+                             top_p=None, **sampling)
+    new = out[0, ids.shape[1]:]
+    text = tok.decode(new, skip_special_tokens=True).strip()
+    return Step(text=text, call=parse_call(text), prompt_tokens=int(ids.shape[1]), new_tokens=int(new.shape[0]),
+                seconds=time.perf_counter() - start, interventions=processor.interventions if processor else 0,
+                constrained=processor is not None)
+
+
+def choose_call(model: Any, tok: Any, messages: Sequence[dict], specs: Sequence[Any], constrained: bool = True,
+                final: bool = True, max_new_tokens: int = 96, **sampling: Any) -> Step:
+    """One agent step: the tools in the system prompt, the conversation, and the model's next call
+    (constrained to valid calls unless `constrained=False`)."""
+    specs = [spec_of(s) for s in specs]
+    ids = messages_ids(tok, messages, specs, final=final)
+    return generate(model, tok, ids, call_pattern(specs, final=final) if constrained else None,
+                    max_new_tokens=max_new_tokens, **sampling)
+
+
+def call_text(name: str, arguments: dict) -> str:
+    """A call written exactly as the grammar and the adapter expect it."""
+    return json.dumps({"name": name, "arguments": arguments})
+
+
+def run_call(call: tuple[str, dict] | None, functions: dict[str, Callable[..., Any]]) -> str:
+    """Execute a parsed call and return the observation text; errors become observations
+    ("Error: ...") so an agent loop can recover instead of crashing."""
+    if call is None:
+        return "Error: the reply was not a valid tool call."
+    name, args = call
+    if name not in functions:
+        return f"Error: there is no tool named {name!r}. Tools: {', '.join(sorted(functions))}."
+    try:
+        return str(functions[name](**args))
+    except Exception as err:  # the tool's own failure is information for the model
+        return f"Error: {type(err).__name__}: {err}"
+
+
+# --------------------------------------------------------------------------- the model
+def adapter_available() -> bool:
+    """Whether the shipped tool-use adapter is present."""
+    return (ADAPTER_DIR / "adapter_config.json").exists()
+
+
+def load_tool_model(hub_id: str | None = None, adapter: bool = True) -> tuple[Any, Any, Resolved]:
+    """(model, tokenizer, Resolved) for the agent days.
+
+    `hub_id` defaults to the course LLM (Phi-3 Mini; offline the SmolLM2-135M stand-in). With
+    `adapter=True` and a SmolLM2 model, the course's tool-use LoRA adapter is merged into a copy of
+    the weights (the plain model stays shared and unchanged); `info.adapter` says which was used.
+    Any other model (Phi-3 online) is used as it is, since the adapter only fits SmolLM2.
+    """
+    from .rag import LLM_ID
+
+    return _tool_model(hub_id or LLM_ID, adapter)
+
+
+@lru_cache(maxsize=None)
+def _tool_model(hub_id: str, adapter: bool) -> tuple[Any, Any, Resolved]:
+    from .rag import causal_lm
+
+    base, tok, info = causal_lm(hub_id)
+    fits = info.location == resolve(ADAPTER_BASE).location  # the same weights the adapter was trained on
+    if not adapter or not fits:
+        if adapter:
+            print(f"Tool adapter: not applied ({info.name} is not {ADAPTER_BASE}, the model it was trained for).")
+        return base, tok, info
+    if not adapter_available():
+        raise ModelNotAvailableError(
+            f"The tool-use adapter {ADAPTER_ID} is missing (expected in models/llm-challenge/smollm2-tool-lora). "
+            "Restore it with `git checkout models/llm-challenge` or rebuild it with `python scripts/train_tool_lora.py`.")
+    from peft import PeftModel
+
+    tuned = PeftModel.from_pretrained(copy.deepcopy(base), str(ADAPTER_DIR)).merge_and_unload()
+    tuned.eval()
+    info = dataclasses.replace(info, adapter=ADAPTER_ID)
+    print(f"Tool adapter: {ADAPTER_ID} (LoRA, trained by the course on synthetic tool-use traces) merged into a copy.")
+    return tuned, tok, info
+
+
+# --------------------------------------------------------------------------- llama-index
+def tool_llm(hub_id: str | None = None, adapter: bool = True, constrained: bool = True,
+             max_new_tokens: int = 96) -> Any:
+    """The tool model as a llama-index `FunctionCallingLLM` (for `FunctionAgent`, `AgentWorkflow`,
+    `llm.predict_and_call`): with tools it answers with one constrained call; without tools it chats.
+    Every step is kept in `.steps`."""
+    cls = _tool_llm_class()
+    model, tok, info = load_tool_model(hub_id, adapter)
+    from .rag import LLM_ID
+
+    return cls(model, tok, model_name=hub_id or LLM_ID, max_new_tokens=max_new_tokens, constrained=constrained,
+               stop=[])
+
+
+_TOOL_CLASS: type | None = None
+
+
+def _as_dict(message: Any) -> dict:
+    """A llama-index ChatMessage as a template message; tool calls written in the course format."""
+    role = message.role.value if hasattr(message.role, "value") else str(message.role)
+    calls = message.additional_kwargs.get("tool_calls") or []
+    if role == "assistant" and calls:
+        c = calls[0]
+        return {"role": role, "content": call_text(c["name"], c["arguments"])}
+    if role == "assistant":
+        return {"role": role, "content": call_text(FINAL, {"answer": message.content or ""})}
+    return {"role": "tool" if role == "tool" else role, "content": message.content or ""}
+
+
+def _tool_llm_class() -> type:
+    global _TOOL_CLASS
+    if _TOOL_CLASS is not None:
+        return _TOOL_CLASS
+    from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
+    from llama_index.core.bridge.pydantic import Field
+    from llama_index.core.llms.function_calling import FunctionCallingLLM
+    from llama_index.core.llms.llm import ToolSelection
+
+    from .rag import _classes
+
+    LocalLLM = _classes()[0]
+
+    class ToolCallingLLM(FunctionCallingLLM, LocalLLM):
+        """The local model as a function-calling LLM: tool calls come from `choose_call`."""
+
+        constrained: bool = Field(default=True, description="mask tokens to the grammar of valid calls")
+        steps: list = Field(default_factory=list, description="every tool-call step (helpers.agents.Step)")
+
+        @classmethod
+        def class_name(cls) -> str:
+            return "ToolCallingLLM"
+
+        @property
+        def metadata(self) -> Any:
+            return super().metadata.model_copy(update={"is_function_calling_model": True})
+
+        def _prepare_chat_with_tools(self, tools: Sequence[Any], user_msg: Any = None, chat_history: Any = None,
+                                     verbose: bool = False, allow_parallel_tool_calls: bool = False,
+                                     tool_required: bool = False, **kwargs: Any) -> dict:
+            messages = list(chat_history or [])
+            if user_msg is not None:
+                messages.append(user_msg if isinstance(user_msg, ChatMessage)
+                                else ChatMessage(role=MessageRole.USER, content=user_msg))
+            return {"messages": messages, "tools": list(tools)}
+
+        def chat(self, messages: Sequence[Any], tools: Sequence[Any] | None = None, **kwargs: Any) -> Any:
+            if not tools:
+                return super().chat(messages)
+            step = choose_call(self._model, self._tok, [_as_dict(m) for m in messages], tools,
+                               constrained=self.constrained, max_new_tokens=self.max_new_tokens)
+            self.steps.append(step)
+            self._stats.append({"prompt_tokens": step.prompt_tokens, "new_tokens": step.new_tokens,
+                                "seconds": step.seconds})
+            if step.call is None:  # unconstrained and unreadable: the text is all we have
+                return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=step.text))
+            name, args = step.call
+            if name == FINAL:
+                return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=str(args.get("answer", ""))))
+            call = {"id": f"call_{len(self.steps)}", "name": name, "arguments": args}
+            return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=step.text,
+                                                    additional_kwargs={"tool_calls": [call]}))
+
+        def stream_chat(self, messages: Sequence[Any], tools: Sequence[Any] | None = None, **kwargs: Any) -> Any:
+            if not tools:
+                return super().stream_chat(messages)
+            response = self.chat(messages, tools=tools)
+
+            def gen() -> Any:
+                yield ChatResponse(message=response.message, delta=response.message.content)
+            return gen()
+
+        async def achat(self, messages: Sequence[Any], **kwargs: Any) -> Any:
+            return self.chat(messages, **kwargs)
+
+        async def astream_chat(self, messages: Sequence[Any], **kwargs: Any) -> Any:
+            response = self.chat(messages, **kwargs)
+
+            async def gen() -> Any:
+                yield ChatResponse(message=response.message, delta=response.message.content)
+            return gen()
+
+        def get_tool_calls_from_response(self, response: Any, error_on_no_tool_call: bool = True,
+                                         **kwargs: Any) -> list:
+            calls = response.message.additional_kwargs.get("tool_calls") or []
+            if not calls and error_on_no_tool_call:
+                raise ValueError(f"the model answered without a tool call: {response.message.content!r}")
+            return [ToolSelection(tool_id=c["id"], tool_name=c["name"], tool_kwargs=c["arguments"]) for c in calls]
+
+    _TOOL_CLASS = ToolCallingLLM
+    return _TOOL_CLASS
