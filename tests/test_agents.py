@@ -178,7 +178,10 @@ def test_evaluation_requests_are_not_training_requests():
         from train_tool_lora import Generator
     finally:
         sys.path.pop(0)
-    generated = {" ".join(r.lower().split()) for r in Generator(seed=0).requests(4000)}
+    runs = json.loads((agents.ADAPTER_DIR / "training_log.json").read_text())["runs"]
+    seeds = {run["seed"] for run in runs}
+    assert sum(run["steps"] * run["batch"] for run in runs) <= 4000, "check as many traces as were trained on"
+    generated = {" ".join(r.lower().split()) for seed in seeds for r in Generator(seed=seed).requests(4000)}
     files = sorted((DATA_DIR / "agents").glob("*.jsonl"))
     requests = [json.loads(line).get("request", "") for f in files for line in f.read_text().splitlines() if line.strip()]
     overlap = [r for r in requests if " ".join(r.lower().split()) in generated]
