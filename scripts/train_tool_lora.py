@@ -1,4 +1,4 @@
-"""Teach SmolLM2-135M-Instruct the course's tool-call format with a small LoRA adapter (CPU, ~20 min).
+"""Teach SmolLM2-135M-Instruct the course's tool-call format with a small LoRA adapter (CPU, 25-45 min).
 
     python scripts/train_tool_lora.py                    # -> models/llm-challenge/smollm2-tool-lora/
     python scripts/train_tool_lora.py --show 3           # print 3 generated traces and stop
@@ -7,7 +7,9 @@
 Why: out of the box the 135M model never writes a valid call by itself, and with the grammar of
 Day 11 forcing valid JSON it still picks tools by their position in the list and copies the word
 "string" into arguments (measured on Days 9-10). A short fine-tune on synthetic traces fixes the
-format and teaches it to read the tool descriptions.
+format and weakens the position bias; what it does NOT give is reliable tool choice on phrasings
+unlike its templates (Day 10 measures 0.55 vs 0.50 without it on hand-written requests, against
+0.80 vs 0.45 on held-out synthetic traces): more varied templates or more steps are the next lever.
 
 The traces are generated here from templates, deterministically (seed 0):
 - single calls and call -> observation -> final_answer, over ~30 tools: the course's tools
@@ -289,8 +291,8 @@ def evaluate(n: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=160)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=80)
+    ap.add_argument("--batch", type=int, default=6)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--max-len", type=int, default=512)
