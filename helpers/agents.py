@@ -27,7 +27,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -222,7 +222,6 @@ class Step:
     seconds: float
     interventions: int = 0
     constrained: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 def parse_call(text: str) -> tuple[str, dict] | None:

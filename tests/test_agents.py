@@ -5,7 +5,6 @@ and one real call through the shipped adapter."""
 import asyncio
 import json
 import sys
-from pathlib import Path
 from typing import Literal, Optional
 
 import pytest
