@@ -82,11 +82,6 @@ def _resolve(schema: dict, root: dict) -> dict:
     return schema
 
 
-def _props(spec: dict) -> dict:
-    params = spec["parameters"] or {}
-    return {k: _resolve(v, params) for k, v in params.get("properties", {}).items()}
-
-
 def _type_hint(schema: dict, root: dict) -> Any:
     """How a parameter is shown to the model: its type name, or the list of allowed values."""
     schema = _resolve(schema, root)
@@ -145,16 +140,12 @@ def call_pattern(specs: Iterable[Any], final: bool = True) -> str:
 
 
 @lru_cache(maxsize=8)
-def _pieces(tok: Any) -> tuple:
-    """The text each token id adds (None for special tokens, which never appear inside a call)."""
+def token_pieces(tok: Any) -> tuple:
+    """The text each token id adds, cached per tokenizer (None for special tokens, which never
+    appear inside a call)."""
     special = set(tok.all_special_ids)
     vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
     return tuple(None if i in special or t is None else tok.convert_tokens_to_string([t]) for i, t in enumerate(vocab))
-
-
-def token_pieces(tok: Any) -> tuple:
-    """Text of every token id (cached per tokenizer)."""
-    return _pieces(tok)
 
 
 try:  # a real transformers LogitsProcessor when transformers is there (it always is in the course env)
@@ -319,16 +310,16 @@ def load_tool_model(hub_id: str | None = None, adapter: bool = True) -> tuple[An
 def _tool_model(hub_id: str, adapter: bool) -> tuple[Any, Any, Resolved]:
     from .rag import causal_lm
 
+    fits = resolve(hub_id).location == resolve(ADAPTER_BASE).location  # the weights the adapter was trained on
+    if adapter and fits and not adapter_available():  # say so before spending time on loading
+        raise ModelNotAvailableError(
+            f"The tool-use adapter {ADAPTER_ID} is missing (expected in models/llm-challenge/smollm2-tool-lora). "
+            "Restore it with `git checkout models/llm-challenge` or rebuild it with `python scripts/train_tool_lora.py`.")
     base, tok, info = causal_lm(hub_id)
-    fits = info.location == resolve(ADAPTER_BASE).location  # the same weights the adapter was trained on
     if not adapter or not fits:
         if adapter:
             print(f"Tool adapter: not applied ({info.name} is not {ADAPTER_BASE}, the model it was trained for).")
         return base, tok, info
-    if not adapter_available():
-        raise ModelNotAvailableError(
-            f"The tool-use adapter {ADAPTER_ID} is missing (expected in models/llm-challenge/smollm2-tool-lora). "
-            "Restore it with `git checkout models/llm-challenge` or rebuild it with `python scripts/train_tool_lora.py`.")
     from peft import PeftModel
 
     tuned = PeftModel.from_pretrained(copy.deepcopy(base), str(ADAPTER_DIR)).merge_and_unload()
