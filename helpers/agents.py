@@ -7,10 +7,10 @@ One call format for the whole course: the model answers every turn with one JSON
 and says `final_answer` when it is done. This module holds what the agent days share:
 
 - `render_tools` / `messages_ids`: the system prompt that lists the tools, and the chat template;
-- `call_pattern`: a regular expression (a grammar) that matches exactly the valid calls for a
-  set of tool schemas; `GrammarLogitsProcessor` masks every token that would leave it
-  (constrained decoding, taught from scratch on Day 11);
+- `call_pattern`: the grammar of valid calls for a set of tools (`helpers.grammar` turns schemas
+  into regular expressions and masks tokens that would leave them);
 - `choose_call`: one constrained step (prompt -> parsed call), the unit of every agent loop;
+  `choose_calls`: many single-turn requests at once, the tool list prefilled once;
 - `load_tool_model`: the local model, with the course's tool-use LoRA adapter merged in when the
   model is SmolLM2 (the adapter is trained by `scripts/train_tool_lora.py` and shipped);
 - `tool_llm`: the same as a llama-index `FunctionCallingLLM`, so `FunctionAgent` can drive it.
@@ -22,19 +22,23 @@ and says `final_answer` when it is done. This module holds what the agent days s
 """
 from __future__ import annotations
 
-import copy
-import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import regex
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
+from llama_index.core.bridge.pydantic import Field
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
 
+from . import grammar
 from .config import TOOL_ADAPTER_BASE, TOOL_ADAPTER_DIR, TOOL_ADAPTER_ID
-from .models import ModelNotAvailableError, Resolved, resolve
+from .generation import generate_batch, greedy, template_ids
+from .llm import LLM_ID, LocalLLM, causal_lm, llm_kwargs
+from .models import Resolved, resolve
 
 FINAL = "final_answer"
 FINAL_SPEC = {"name": FINAL, "description": "Give the final answer to the user and stop.",
@@ -42,7 +46,6 @@ FINAL_SPEC = {"name": FINAL, "description": "Give the final answer to the user a
 ADAPTER_ID = TOOL_ADAPTER_ID  # the course's tool-use LoRA adapter (shipped)
 ADAPTER_DIR = TOOL_ADAPTER_DIR
 ADAPTER_BASE = TOOL_ADAPTER_BASE  # the weights it was trained on
-MAX_STRING = 300  # characters in one string argument: bounds every call
 SYSTEM = ("You are an assistant that acts through tools. Reply to every message with exactly one JSON object "
           '{"name": <tool name>, "arguments": {...}}. Use a tool when it helps; call final_answer when you can '
           "answer the user.\nTools:")
@@ -75,16 +78,9 @@ def _one_line(description: str) -> str:
     return " ".join(lines)
 
 
-def _resolve(schema: dict, root: dict) -> dict:
-    while "$ref" in schema:
-        name = schema["$ref"].split("/")[-1]
-        schema = root.get("$defs", root.get("definitions", {}))[name]
-    return schema
-
-
 def _type_hint(schema: dict, root: dict) -> Any:
     """How a parameter is shown to the model: its type name, or the list of allowed values."""
-    schema = _resolve(schema, root)
+    schema = grammar.resolve_ref(schema, root)
     if "enum" in schema:
         return list(schema["enum"])
     if "anyOf" in schema:
@@ -104,101 +100,10 @@ def render_tools(specs: Iterable[Any], final: bool = True, system: str = SYSTEM)
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- the grammar
-STRING = r'"[^"\\\n]{0,%d}"' % MAX_STRING
-NUMBER = r"-?\d{1,15}(?:\.\d{1,8})?"
-INTEGER = r"-?\d{1,15}"
-
-
-def value_pattern(schema: dict, root: dict | None = None) -> str:
-    """A regular expression for the JSON values a parameter schema allows (strings without
-    escapes, numbers, booleans, enums, optional values as `null`)."""
-    root = root or {}
-    schema = _resolve(schema, root)
-    if "enum" in schema:
-        return "(?:" + "|".join(regex.escape(json.dumps(v)) for v in schema["enum"]) + ")"
-    if "anyOf" in schema:
-        return "(?:" + "|".join(value_pattern(s, root) for s in schema["anyOf"]) + ")"
-    kind = schema.get("type", "string")
-    patterns = {"string": STRING, "number": NUMBER, "integer": INTEGER, "boolean": "(?:true|false)", "null": "null"}
-    if kind not in patterns:
-        raise ValueError(f"parameter type {kind!r} is not supported by the call grammar: use str, int, float, bool, "
-                         "Literal[...] or Optional[...] arguments")
-    return patterns[kind]
-
-
 def call_pattern(specs: Iterable[Any], final: bool = True) -> str:
     """The grammar of valid calls: `{"name": "<tool>", "arguments": {<every parameter, in order>}}`,
     one alternative per tool (plus `final_answer`), written the way `json.dumps` writes it."""
-    alternatives = []
-    for s in [spec_of(s) for s in specs] + ([FINAL_SPEC] if final else []):
-        params = s["parameters"] or {}
-        body = ", ".join(regex.escape(json.dumps(k)) + ": " + value_pattern(v, params)
-                         for k, v in params.get("properties", {}).items())
-        alternatives.append(regex.escape('{"name": ' + json.dumps(s["name"]) + ', "arguments": {') + body + r"\}\}")
-    return "(?:" + "|".join(alternatives) + ")"
-
-
-@lru_cache(maxsize=8)
-def token_pieces(tok: Any) -> tuple:
-    """The text each token id adds, cached per tokenizer (None for special tokens, which never
-    appear inside a call)."""
-    special = set(tok.all_special_ids)
-    vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
-    return tuple(None if i in special or t is None else tok.convert_tokens_to_string([t]) for i, t in enumerate(vocab))
-
-
-try:  # a real transformers LogitsProcessor when transformers is there (it always is in the course env)
-    from transformers import LogitsProcessor as _Base
-except ImportError:  # pragma: no cover
-    _Base = object
-
-
-class GrammarLogitsProcessor(_Base):
-    """Masks every next token that would take the generated text out of `pattern`.
-
-    At each step the candidates are tried in order of score (the `top_n` best first, then, if none
-    fits, the whole vocabulary): a token is allowed when text-so-far + token is still a prefix of
-    some string in the grammar (`regex` partial matching). Once the text is a complete match, only
-    end-of-sequence is allowed. `interventions` counts the steps at which the model's own favourite
-    token was not allowed.
-    """
-
-    def __init__(self, tok: Any, pattern: str, prompt_len: int, top_n: int = 64) -> None:
-        self.grammar = regex.compile(pattern)
-        self.pieces = token_pieces(tok)
-        self.eos = tok.eos_token_id
-        self.prompt_len = prompt_len
-        self.top_n = top_n
-        self.interventions = 0
-        self.steps = 0
-
-    def allowed(self, text: str, order: Sequence[int]) -> list[int]:
-        """The token ids among `order` that keep `text` inside the grammar."""
-        ok = []
-        for i in order:
-            piece = self.pieces[i]
-            if piece and self.grammar.fullmatch(text + piece, partial=True):
-                ok.append(i)
-        return ok
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        masked = torch.full_like(scores, float("-inf"))
-        for b in range(input_ids.shape[0]):
-            text = "".join(self.pieces[i] or "" for i in input_ids[b, self.prompt_len:].tolist())
-            self.steps += 1
-            if self.grammar.fullmatch(text):
-                keep = [self.eos]
-            else:
-                order = torch.argsort(scores[b], descending=True).tolist()
-                keep = self.allowed(text, order[: self.top_n]) or self.allowed(text, order[self.top_n:])
-                if not keep:
-                    raise RuntimeError(f"no token continues {text!r} inside the grammar")
-                self.interventions += int(keep[0] != order[0])
-            masked[b, keep] = scores[b, keep]
-        return masked
+    return grammar.call_pattern([spec_of(s) for s in specs] + ([FINAL_SPEC] if final else []))
 
 
 # --------------------------------------------------------------------------- one step
@@ -232,26 +137,20 @@ def messages_ids(tok: Any, messages: Sequence[dict], specs: Iterable[Any] | None
     chat = list(messages)
     if specs is not None:
         chat = [{"role": "system", "content": render_tools(specs, final=final)}] + [m for m in chat if m["role"] != "system"]
-    out = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")
-    return out if hasattr(out, "shape") else out["input_ids"]
+    return template_ids(tok, chat)
 
 
 def generate(model: Any, tok: Any, ids: Any, pattern: str | None = None, max_new_tokens: int = 96,
              do_sample: bool = False, temperature: float = 1.0, top_k: int | None = None,
              top_n: int = 64) -> Step:
     """Generate from prompt ids, constrained to `pattern` when given (greedy unless `do_sample`)."""
-    import torch
     from transformers import LogitsProcessorList
 
-    processor = GrammarLogitsProcessor(tok, pattern, ids.shape[1], top_n=top_n) if pattern else None
-    sampling = {"do_sample": True, "temperature": temperature, "top_k": top_k or 0} if do_sample else {"do_sample": False}
+    processor = grammar.GrammarLogitsProcessor(tok, pattern, ids.shape[1], top_n=top_n) if pattern else None
+    sampling = {"do_sample": True, "temperature": temperature, "top_k": top_k or 0} if do_sample else {}
     start = time.perf_counter()
-    with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                             pad_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-                             logits_processor=LogitsProcessorList([processor]) if processor else None,
-                             top_p=None, **sampling)
-    new = out[0, ids.shape[1]:]
+    new = greedy(model, tok, ids, max_new_tokens, eos_token_id=tok.eos_token_id,
+                 logits_processor=LogitsProcessorList([processor]) if processor else None, **sampling)
     text = tok.decode(new, skip_special_tokens=True).strip()
     return Step(text=text, call=parse_call(text), prompt_tokens=int(ids.shape[1]), new_tokens=int(new.shape[0]),
                 seconds=time.perf_counter() - start, interventions=processor.interventions if processor else 0,
@@ -266,6 +165,20 @@ def choose_call(model: Any, tok: Any, messages: Sequence[dict], specs: Sequence[
     ids = messages_ids(tok, messages, specs, final=final)
     return generate(model, tok, ids, call_pattern(specs, final=final) if constrained else None,
                     max_new_tokens=max_new_tokens, **sampling)
+
+
+def choose_calls(model: Any, tok: Any, requests: Sequence[str], specs: Sequence[Any], constrained: bool = True,
+                 final: bool = True, max_new_tokens: int = 48) -> tuple[list[tuple[str, dict] | None], list[str]]:
+    """`choose_call` for many single-turn requests at once: the shared tool list is prefilled once
+    and the requests are decoded as one batch. Returns the parsed calls and the raw texts.
+    Unconstrained rows stop as soon as their reply cannot be a JSON call."""
+    specs = [spec_of(s) for s in specs]
+    rows = [messages_ids(tok, [{"role": "user", "content": r}], specs, final=final)[0] for r in requests]
+    pattern = call_pattern(specs, final=final)
+    texts, _ = generate_batch(model, tok, rows, max_new_tokens=max_new_tokens,
+                              make_processor=(lambda width: grammar.GrammarLogitsProcessor(tok, pattern, width))
+                              if constrained else None, stop_prefix=None if constrained else "{")
+    return [parse_call(t) for t in texts], texts
 
 
 def call_text(name: str, arguments: dict) -> str:
@@ -293,6 +206,11 @@ def adapter_available() -> bool:
     return (ADAPTER_DIR / "adapter_config.json").exists()
 
 
+def adapter_fits(hub_id: str) -> bool:
+    """Whether `hub_id` resolves to the weights the tool adapter was trained on (SmolLM2 offline)."""
+    return resolve(hub_id).location == resolve(ADAPTER_BASE).location
+
+
 def load_tool_model(hub_id: str | None = None, adapter: bool = True) -> tuple[Any, Any, Resolved]:
     """(model, tokenizer, Resolved) for the agent days.
 
@@ -301,51 +219,16 @@ def load_tool_model(hub_id: str | None = None, adapter: bool = True) -> tuple[An
     the weights (the plain model stays shared and unchanged); `info.adapter` says which was used.
     Any other model (Phi-3 online) is used as it is, since the adapter only fits SmolLM2.
     """
-    from .rag import LLM_ID
-
-    return _tool_model(hub_id or LLM_ID, adapter)
-
-
-@lru_cache(maxsize=None)
-def _tool_model(hub_id: str, adapter: bool) -> tuple[Any, Any, Resolved]:
-    from .rag import causal_lm
-
-    fits = resolve(hub_id).location == resolve(ADAPTER_BASE).location  # the weights the adapter was trained on
-    if adapter and fits and not adapter_available():  # say so before spending time on loading
-        raise ModelNotAvailableError(
-            f"The tool-use adapter {ADAPTER_ID} is missing (expected in models/llm-challenge/smollm2-tool-lora). "
-            "Restore it with `git checkout models/llm-challenge` or rebuild it with `python scripts/train_tool_lora.py`.")
-    base, tok, info = causal_lm(hub_id)
-    if not adapter or not fits:
-        if adapter:
-            print(f"Tool adapter: not applied ({info.name} is not {ADAPTER_BASE}, the model it was trained for).")
-        return base, tok, info
-    from peft import PeftModel
-
-    tuned = PeftModel.from_pretrained(copy.deepcopy(base), str(ADAPTER_DIR)).merge_and_unload()
-    tuned.eval()
-    info = dataclasses.replace(info, adapter=ADAPTER_ID)
-    print(f"Tool adapter: {ADAPTER_ID} (LoRA, trained by the course on synthetic tool-use traces) merged into a copy.")
-    return tuned, tok, info
+    hub_id = hub_id or LLM_ID
+    if adapter and adapter_fits(hub_id):
+        return causal_lm(hub_id, adapter=ADAPTER_ID)
+    loaded = causal_lm(hub_id)
+    if adapter:
+        print(f"Tool adapter: not applied ({loaded.info.name} is not {ADAPTER_BASE}, the model it was trained for).")
+    return loaded
 
 
 # --------------------------------------------------------------------------- llama-index
-def tool_llm(hub_id: str | None = None, adapter: bool = True, constrained: bool = True,
-             max_new_tokens: int = 96) -> Any:
-    """The tool model as a llama-index `FunctionCallingLLM` (for `FunctionAgent`, `AgentWorkflow`,
-    `llm.predict_and_call`): with tools it answers with one constrained call; without tools it chats.
-    Every step is kept in `.steps`."""
-    cls = _tool_llm_class()
-    model, tok, info = load_tool_model(hub_id, adapter)
-    from .rag import LLM_ID
-
-    return cls(model, tok, model_name=hub_id or LLM_ID, max_new_tokens=max_new_tokens, constrained=constrained,
-               stop=[])
-
-
-_TOOL_CLASS: type | None = None
-
-
 def _as_dict(message: Any) -> dict:
     """A llama-index ChatMessage as a template message; tool calls written in the course format."""
     role = message.role.value if hasattr(message.role, "value") else str(message.role)
@@ -358,84 +241,79 @@ def _as_dict(message: Any) -> dict:
     return {"role": "tool" if role == "tool" else role, "content": message.content or ""}
 
 
-def _tool_llm_class() -> type:
-    global _TOOL_CLASS
-    if _TOOL_CLASS is not None:
-        return _TOOL_CLASS
-    from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
-    from llama_index.core.bridge.pydantic import Field
-    from llama_index.core.llms.function_calling import FunctionCallingLLM
-    from llama_index.core.llms.llm import ToolSelection
+class ToolCallingLLM(FunctionCallingLLM, LocalLLM):
+    """The local model as a llama-index function-calling LLM: with tools it answers with one
+    (constrained) call from `choose_call`; without tools it chats like `LocalLLM`. Build it with
+    `tool_llm()`."""
 
-    from .rag import _classes
+    constrained: bool = Field(default=True, description="mask tokens to the grammar of valid calls")
+    steps: list = Field(default_factory=list, description="every tool-call step (helpers.agents.Step)")
 
-    LocalLLM = _classes()[0]
+    @classmethod
+    def class_name(cls) -> str:
+        return "ToolCallingLLM"
 
-    class ToolCallingLLM(FunctionCallingLLM, LocalLLM):
-        """The local model as a function-calling LLM: tool calls come from `choose_call`."""
+    @property
+    def metadata(self) -> Any:
+        return super().metadata.model_copy(update={"is_function_calling_model": True})
 
-        constrained: bool = Field(default=True, description="mask tokens to the grammar of valid calls")
-        steps: list = Field(default_factory=list, description="every tool-call step (helpers.agents.Step)")
+    def _prepare_chat_with_tools(self, tools: Sequence[Any], user_msg: Any = None, chat_history: Any = None,
+                                 verbose: bool = False, allow_parallel_tool_calls: bool = False,
+                                 tool_required: bool = False, **kwargs: Any) -> dict:
+        messages = list(chat_history or [])
+        if user_msg is not None:
+            messages.append(user_msg if isinstance(user_msg, ChatMessage)
+                            else ChatMessage(role=MessageRole.USER, content=user_msg))
+        return {"messages": messages, "tools": list(tools)}
 
-        @classmethod
-        def class_name(cls) -> str:
-            return "ToolCallingLLM"
+    def chat(self, messages: Sequence[Any], tools: Sequence[Any] | None = None, **kwargs: Any) -> Any:
+        if not tools:
+            return super().chat(messages)
+        step = choose_call(self._model, self._tok, [_as_dict(m) for m in messages], tools,
+                           constrained=self.constrained, max_new_tokens=self.max_new_tokens)
+        self.steps.append(step)
+        self._stats.append({"prompt_tokens": step.prompt_tokens, "new_tokens": step.new_tokens,
+                            "seconds": step.seconds})
+        if step.call is None:  # unconstrained and unreadable: the text is all we have
+            return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=step.text))
+        name, args = step.call
+        if name == FINAL:
+            return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=str(args.get("answer", ""))))
+        call = {"id": f"call_{len(self.steps)}", "name": name, "arguments": args}
+        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=step.text,
+                                                additional_kwargs={"tool_calls": [call]}))
 
-        @property
-        def metadata(self) -> Any:
-            return super().metadata.model_copy(update={"is_function_calling_model": True})
+    def stream_chat(self, messages: Sequence[Any], tools: Sequence[Any] | None = None, **kwargs: Any) -> Any:
+        if not tools:
+            return super().stream_chat(messages)
+        response = self.chat(messages, tools=tools)
 
-        def _prepare_chat_with_tools(self, tools: Sequence[Any], user_msg: Any = None, chat_history: Any = None,
-                                     verbose: bool = False, allow_parallel_tool_calls: bool = False,
-                                     tool_required: bool = False, **kwargs: Any) -> dict:
-            messages = list(chat_history or [])
-            if user_msg is not None:
-                messages.append(user_msg if isinstance(user_msg, ChatMessage)
-                                else ChatMessage(role=MessageRole.USER, content=user_msg))
-            return {"messages": messages, "tools": list(tools)}
+        def gen() -> Any:
+            yield ChatResponse(message=response.message, delta=response.message.content)
+        return gen()
 
-        def chat(self, messages: Sequence[Any], tools: Sequence[Any] | None = None, **kwargs: Any) -> Any:
-            if not tools:
-                return super().chat(messages)
-            step = choose_call(self._model, self._tok, [_as_dict(m) for m in messages], tools,
-                               constrained=self.constrained, max_new_tokens=self.max_new_tokens)
-            self.steps.append(step)
-            self._stats.append({"prompt_tokens": step.prompt_tokens, "new_tokens": step.new_tokens,
-                                "seconds": step.seconds})
-            if step.call is None:  # unconstrained and unreadable: the text is all we have
-                return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=step.text))
-            name, args = step.call
-            if name == FINAL:
-                return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=str(args.get("answer", ""))))
-            call = {"id": f"call_{len(self.steps)}", "name": name, "arguments": args}
-            return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=step.text,
-                                                    additional_kwargs={"tool_calls": [call]}))
+    async def achat(self, messages: Sequence[Any], **kwargs: Any) -> Any:
+        return self.chat(messages, **kwargs)
 
-        def stream_chat(self, messages: Sequence[Any], tools: Sequence[Any] | None = None, **kwargs: Any) -> Any:
-            if not tools:
-                return super().stream_chat(messages)
-            response = self.chat(messages, tools=tools)
+    async def astream_chat(self, messages: Sequence[Any], **kwargs: Any) -> Any:
+        response = self.chat(messages, **kwargs)
 
-            def gen() -> Any:
-                yield ChatResponse(message=response.message, delta=response.message.content)
-            return gen()
+        async def gen() -> Any:
+            yield ChatResponse(message=response.message, delta=response.message.content)
+        return gen()
 
-        async def achat(self, messages: Sequence[Any], **kwargs: Any) -> Any:
-            return self.chat(messages, **kwargs)
+    def get_tool_calls_from_response(self, response: Any, error_on_no_tool_call: bool = True,
+                                     **kwargs: Any) -> list:
+        calls = response.message.additional_kwargs.get("tool_calls") or []
+        if not calls and error_on_no_tool_call:
+            raise ValueError(f"the model answered without a tool call: {response.message.content!r}")
+        return [ToolSelection(tool_id=c["id"], tool_name=c["name"], tool_kwargs=c["arguments"]) for c in calls]
 
-        async def astream_chat(self, messages: Sequence[Any], **kwargs: Any) -> Any:
-            response = self.chat(messages, **kwargs)
 
-            async def gen() -> Any:
-                yield ChatResponse(message=response.message, delta=response.message.content)
-            return gen()
-
-        def get_tool_calls_from_response(self, response: Any, error_on_no_tool_call: bool = True,
-                                         **kwargs: Any) -> list:
-            calls = response.message.additional_kwargs.get("tool_calls") or []
-            if not calls and error_on_no_tool_call:
-                raise ValueError(f"the model answered without a tool call: {response.message.content!r}")
-            return [ToolSelection(tool_id=c["id"], tool_name=c["name"], tool_kwargs=c["arguments"]) for c in calls]
-
-    _TOOL_CLASS = ToolCallingLLM
-    return _TOOL_CLASS
+def tool_llm(hub_id: str | None = None, adapter: bool = True, constrained: bool = True,
+             max_new_tokens: int = 96) -> ToolCallingLLM:
+    """The tool model as a llama-index `FunctionCallingLLM` (for `FunctionAgent`, `AgentWorkflow`,
+    `llm.predict_and_call`). Every step is kept in `.steps`."""
+    loaded = load_tool_model(hub_id, adapter)
+    return ToolCallingLLM(loaded.model, loaded.tokenizer, constrained=constrained,
+                          **llm_kwargs(loaded, max_new_tokens, 2048, stop=()))

@@ -17,10 +17,13 @@ OFFLINE_DIR = MODELS_DIR / "_offline"
 SHIPPED_CONFIGS_DIR = REPO_ROOT / "models" / "configs"
 SHIPPED_CHECKPOINTS_DIR = REPO_ROOT / "models" / "llm-challenge"
 CACHE_DIR = REPO_ROOT / ".cache"  # indexes, TruLens databases, results; git-ignored
+HANDBOOK_DIR = DATA_DIR / "handbook"  # the course corpus (CC0)
+GOLDEN_DIR = DATA_DIR / "golden"  # golden questions (dev/test) and router questions
 
 PREPARE_COMMAND = "make models"  # what a learner runs to build the offline stand-ins
 
-# Each notebook should finish within this many seconds on 2 CPU cores.
+# Each notebook should finish within this many seconds on 2 CPU cores (`make new-day` writes it
+# into a new notebook's header; timings are measured, never asserted: machines are noisy).
 NOTEBOOK_BUDGET_S = 180
 
 
@@ -97,10 +100,14 @@ SHIPPED_CONFIGS = (
 DEFAULT_LLM = "microsoft/Phi-3-mini-4k-instruct"
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
-DEFAULT_GPT2 = "gpt2"
+# The embedder of the RAG days (the notes use bge-small; offline: the MiniLM stand-in, also 384-d).
+RAG_EMBEDDER = "BAAI/bge-small-en-v1.5"
 
 # The course's tool-use LoRA adapter for SmolLM2 (Days 10-15): trained by
 # scripts/train_tool_lora.py, shipped, merged into a copy of the weights by helpers.agents.
 TOOL_ADAPTER_ID = "llm-challenge/smollm2-tool-lora"
 TOOL_ADAPTER_DIR = SHIPPED_CHECKPOINTS_DIR / "smollm2-tool-lora"
 TOOL_ADAPTER_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
+# Adapters the model layer can merge (helpers.llm.causal_lm(adapter=...)): id -> (shipped folder,
+# the script that trains it).
+ADAPTERS = {TOOL_ADAPTER_ID: (TOOL_ADAPTER_DIR, "scripts/train_tool_lora.py")}

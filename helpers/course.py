@@ -1,5 +1,10 @@
 """The course's public URL (written once, in pyproject.toml) and what derives from it:
-Colab badges and the Colab install cell. `python -m helpers.course` re-syncs the notebooks."""
+Colab badges and the Colab install cell. `python -m helpers.course` re-syncs the notebooks.
+
+Colab installs the course with `constraints-colab.txt`: the exact versions the suite was tested
+with (`constraints.txt`), minus the packages Colab preinstalls and builds against its GPU and
+Python (`COLAB_KEEPS`): replacing those would pull a CPU torch or break compiled packages until
+a runtime restart. `make lock` writes both files."""
 from __future__ import annotations
 
 import json
@@ -14,6 +19,11 @@ NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 BADGE_IMG = "https://colab.research.google.com/assets/colab-badge.svg"
 _BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
 _REPO_LINE_RE = re.compile(r'REPO_URL = "[^"]*"')
+CONSTRAINTS = REPO_ROOT / "constraints.txt"
+COLAB_CONSTRAINTS = REPO_ROOT / "constraints-colab.txt"
+# Colab's own builds stay: torch and its CUDA libraries, and the compiled numeric stack.
+COLAB_KEEPS = ("torch", "torchvision", "torchaudio", "triton", "nvidia-", "numpy", "scipy", "pandas", "pillow",
+               "jupyter", "ipykernel", "ipython", "notebook", "tornado", "pyzmq")
 
 
 def repo_url() -> str:
@@ -42,10 +52,22 @@ def colab_install_lines() -> list[str]:
         f"    REPO_URL = \"{repo_url()}\"\n",
         "    if not os.path.isdir(\"/content/course\"):\n",
         "        subprocess.run([\"git\", \"clone\", \"--depth=1\", REPO_URL, \"/content/course\"], check=True)\n",
-        "        subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"-e\", \"/content/course\"], check=True)\n",
+        "        subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"-c\", \"/content/course/constraints-colab.txt\",\n",
+        "                        \"-e\", \"/content/course\"], check=True)\n",
         "    os.chdir(\"/content/course/notebooks\")\n",
         "    sys.path.insert(0, \"/content/course\")\n",
     ]
+
+
+def colab_constraints(text: str) -> str:
+    """`constraints.txt` text without the pins Colab must keep (`COLAB_KEEPS`)."""
+    keep = []
+    for line in text.splitlines():
+        name = re.split(r"[=<>!~ ;\[]", line.strip(), maxsplit=1)[0].lower().replace("_", "-")
+        if line.strip() and not line.startswith("#") and not name.startswith(COLAB_KEEPS):
+            keep.append(line.strip())
+    header = "# Written by `make lock` from constraints.txt: the tested pins minus what Colab keeps (helpers/course.py)."
+    return "\n".join([header, *keep]) + "\n"
 
 
 def _src(cell: dict) -> str:
@@ -70,6 +92,10 @@ def sync_notebook(path: Path) -> bool:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["--colab-constraints"]:
+        COLAB_CONSTRAINTS.write_text(colab_constraints(CONSTRAINTS.read_text(encoding="utf-8")), encoding="utf-8")
+        print(f"wrote {COLAB_CONSTRAINTS.name}")
+        return 0
     changed = [p.name for p in sorted(NOTEBOOKS_DIR.glob("day*.ipynb")) if sync_notebook(p)]
     print("synced:", ", ".join(changed) if changed else "nothing to change")
     return 0

@@ -16,83 +16,28 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import re
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 from typing import Any
 
 from trulens.core.feedback.provider import Provider
 
-from .config import CACHE_DIR
-from .models import load_sentence_model
+from .config import CACHE_DIR, DEFAULT_EMBEDDER
+from .corpus import gold_context
+from .facts import fact_support, split_sentences, swap_facts
+from .llm import sentence_model
 
-SENTENCE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+SENTENCE_MODEL_ID = DEFAULT_EMBEDDER
 FEEDBACKS = ("context_relevance", "groundedness", "answer_relevance")
-# (a, b) of sigmoid(a * cosine + b), fitted by `calibrate(rag.load_questions("dev"))`
+# (a, b) of sigmoid(a * cosine + b), fitted by `calibrate(corpus.load_questions("dev"))`
 # (balanced logistic regression, matching vs mismatched dev pairs; see `calibration_pairs`).
 CALIBRATION: dict[str, tuple[float, float]] = {
     "context_relevance": (24.27, -10.48),
     "groundedness": (12.55, -4.69),
     "answer_relevance": (12.01, -2.37),
 }
-_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
-    " sixteen seventeen eighteen nineteen twenty".split())}
-_NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "hundred": "100", "thousand": "1000"})
-
-
-# --------------------------------------------------------------------------- text utilities
-def split_sentences(text: str) -> list[str]:
-    """Sentences of `text`: Markdown heading lines dropped, split after . ! or ? and a space."""
-    body = " ".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", body) if len(s.split()) >= 1 and s.strip()]
-
-
-def _norm_numbers(text: str) -> str:
-    text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # 4,000 -> 4000
-    return re.sub(r"\b(" + "|".join(_NUMBER_WORDS) + r")\b", lambda m: _NUMBER_WORDS[m.group(1).lower()], text,
-                  flags=re.I)
-
-
-def facts(text: str) -> set[str]:
-    """The checkable facts of a text: numbers (digits or number words) and names (capitalised
-    words that do not start a sentence, acronyms, and tokens mixing letters and digits)."""
-    text = _norm_numbers(text)
-    found = set(re.findall(r"\d+(?:\.\d+)?", text))
-    for sentence in split_sentences(text) or [text]:
-        for i, w in enumerate(re.findall(r"[A-Za-z][\w-]*", sentence)):
-            w = w.strip("-")
-            if re.search(r"\d", w) or sum(c.isupper() for c in w) >= 2 or (i > 0 and w[:1].isupper()):
-                found.add(w.lower())
-    return found
-
-
-def fact_support(sentence: str, context: str) -> float:
-    """Fraction of the facts of `sentence` found in `context` (1.0 when it states none)."""
-    wanted = facts(sentence)
-    return 1.0 - len(unsupported_facts(sentence, context)) / len(wanted) if wanted else 1.0
-
-
-def unsupported_facts(text: str, context: str) -> list[str]:
-    """The facts of `text` (see `facts`, lower-cased) that do not occur in `context`, sorted."""
-    ctx = _norm_numbers(context).lower()
-    return sorted(f for f in facts(text) if not re.search(r"(?<![\w.])" + re.escape(f) + r"(?![\w])", ctx))
 
 
 # --------------------------------------------------------------------------- embeddings
-@lru_cache(maxsize=1)
-def _sbert() -> Any:
-    from . import rag
-    from .models import resolve
-
-    if rag._embedder.cache_info().currsize:  # llama-index's embedder is loaded: reuse it if it is MiniLM too
-        embedder, info = rag._embedder(rag.EMBED_ID)
-        if info.location == resolve(SENTENCE_MODEL_ID).location:
-            print(f"feedback model: {SENTENCE_MODEL_ID} (the embedder's own copy, already loaded)")
-            return embedder._model
-    return load_sentence_model(SENTENCE_MODEL_ID).model
-
-
 _EMB_CACHE: dict[str, Any] = {}
 
 
@@ -102,7 +47,7 @@ def embed(texts: Sequence[str]) -> Any:
 
     missing = [t for t in dict.fromkeys(texts) if t not in _EMB_CACHE]
     if missing:
-        vectors = _sbert().encode(missing, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+        vectors = sentence_model(SENTENCE_MODEL_ID).encode(missing, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
         _EMB_CACHE.update(zip(missing, vectors))
     return np.stack([_EMB_CACHE[t] for t in texts]) if texts else np.zeros((0, 384), dtype="float32")
 
@@ -193,30 +138,6 @@ class LocalProvider(Provider):
 
 
 # --------------------------------------------------------------------------- calibration
-@lru_cache(maxsize=None)
-def section_text(doc: str, section: str) -> str:
-    """Text under the heading `section` of handbook file `doc` (to the next heading of the same
-    or a higher level, so a ``##`` section includes its ``###`` subsections)."""
-    from .rag import HANDBOOK_DIR
-
-    lines = (HANDBOOK_DIR / doc).read_text(encoding="utf-8").splitlines()
-    heads = [(len(m.group(1)), m.group(2).strip(), i) for i, line in enumerate(lines)
-             for m in [re.match(r"^(#{1,6}) (.+)$", line)] if m]
-    for k, (level, title, start) in enumerate(heads):
-        if title == section:
-            end = next((i for lv, _, i in heads[k + 1:] if lv <= level), len(lines))
-            return "\n".join(lines[start + 1:end])
-    raise KeyError(f"no section {section!r} in {doc}")
-
-
-def gold_context(question: dict) -> str:
-    """The gold section(s) of an answerable question, as one context string."""
-    parts = [section_text(question["doc"], question["section"])]
-    if question.get("second"):
-        parts.append(section_text(question["second"]["doc"], question["second"]["section"]))
-    return "\n".join(parts)
-
-
 def _partner(questions: list[dict], i: int) -> dict:
     """A deterministic mismatched partner: the first question 7, 14, ... places on (cyclically) from another document."""
     n = len(questions)
@@ -267,25 +188,6 @@ def calibrate(questions: Iterable[dict]) -> dict[str, tuple[float, float]]:
 
 
 # --------------------------------------------------------------------------- groundedness sanity test
-_NAME_POOL = ("OpenAI", "DeepMind", "NVIDIA", "IBM", "GitHub", "PyTorch", "LinkedIn", "YouTube")
-
-
-def swap_facts(answer: str, context: str = "") -> str | None:
-    """A wrong version of `answer` with exactly one fact changed: its first number (n -> n + 1,
-    decimals kept), or if it has none, its first name (replaced by a name from a fixed pool that
-    does not occur in `context`). None when the answer states no number or name."""
-    text = _norm_numbers(answer)
-    number = re.search(r"\d+(?:\.\d+)?", text)
-    if number:
-        whole, _, frac = number.group(0).partition(".")
-        return text[:number.start()] + str(int(whole) + 1) + ("." + frac if frac else "") + text[number.end():]
-    spare = [n for n in _NAME_POOL if n.lower() not in context.lower() and n.lower() not in answer.lower()]
-    for word in re.findall(r"[A-Za-z][\w-]*", text):
-        if word.strip("-").lower() in facts(answer) and spare:
-            return re.sub(r"\b" + re.escape(word) + r"\b", spare[0], text, count=1)
-    return None
-
-
 def groundedness_separation(provider: Any, questions: Iterable[dict],
                             types: Iterable[str] = ("fact", "keyword", "paraphrase", "multi_hop")) -> dict[str, Any]:
     """Faithful answers (the gold answer) against fact-swapped ones (`swap_facts`), both scored

@@ -3,15 +3,18 @@
 Resolution order for a hub id such as ``"microsoft/Phi-3-mini-4k-instruct"``:
 
 1. a local folder ``models/<hub id>`` (fill it with
-   ``huggingface-cli download <hub id> --local-dir models/<hub id>``);
+   ``hf download <hub id> --local-dir models/<hub id>``);
 2. the Hugging Face Hub, when it is reachable (Colab, a laptop online);
 3. otherwise the named offline stand-in from ``helpers.config.STAND_INS``, announced loudly.
 
 The notebook code is the same in every case; ``Resolved`` records what was actually used.
+Models go to the accelerator when there is one (CUDA, else Apple's MPS) in half precision
+(bf16 where the GPU supports it, else fp16), and stay in fp32 on the CPU; notebooks move their
+inputs with ``.to(model.device)``.
 """
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -86,7 +89,7 @@ def resolve(hub_id: str) -> Resolved:
         raise ModelNotAvailableError(
             f"'{hub_id}' is not in models/ and the Hugging Face Hub is not reachable, and the course"
             f" has no offline stand-in for it. Download it on a machine with internet:\n"
-            f"    huggingface-cli download {hub_id} --local-dir models/{hub_id}\n"
+            f"    {download_command(hub_id)}\n"
             f"Known ids with stand-ins: {', '.join(sorted(config.STAND_INS))}"
         )
     standin, differs, path = _standin_path(hub_id)
@@ -100,14 +103,48 @@ def resolve(hub_id: str) -> Resolved:
     return Resolved(hub_id, "stand-in", str(path), standin.name, standin.is_original and same, note)
 
 
+def download_command(hub_id: str, *files: str) -> str:
+    """The command that puts `hub_id` (or some of its files) into models/<hub id>."""
+    return " ".join(["hf", "download", hub_id, *files, "--local-dir", f"models/{hub_id}"])
+
+
+def device() -> str:
+    """Where models run: "cuda" when a CUDA GPU is visible, else "mps" (Apple), else "cpu"."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
+def default_dtype(where: str | None = None) -> Any:
+    """fp32 on the CPU (fastest there), bf16 on a GPU that supports it, else fp16."""
+    import torch
+
+    where = where or device()
+    if where == "cpu":
+        return torch.float32
+    if where == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def _load(info: Resolved, what: str, loader: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`loader(*args, **kwargs)` with the library's errors turned into a clear one."""
+    try:
+        return loader(*args, **kwargs)
+    except (OSError, ValueError) as err:  # missing repo or file, gated model, offline cache miss
+        where = f"the Hub as '{info.location}'" if info.source == "hub" else f"{info.location}"
+        raise ModelNotAvailableError(
+            f"Could not load the {what} of '{info.requested}' from {where}: {type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}\nCheck the id (https://huggingface.co/{info.requested}),"
+            f" log in for gated models (`hf auth login`), or download it: {download_command(info.requested)}"
+        ) from err
+
+
 def _announce(info: Resolved) -> None:
     print(("" if info.is_original else "NOTE: ") + info.describe())
-
-
-def _apply_chat_template_ids(tokenizer: Any, messages: list[dict[str, str]]) -> Any:
-    """Token ids (1, T) of a chat, with the generation prompt (transformers 4 and 5)."""
-    out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
-    return out if hasattr(out, "shape") else out["input_ids"]
 
 
 def load_tokenizer(hub_id: str) -> Loaded:
@@ -122,7 +159,7 @@ def load_tokenizer(hub_id: str) -> Loaded:
         info = resolve(hub_id)
         location = info.location
     _announce(info)
-    return Loaded(None, AutoTokenizer.from_pretrained(location), info)
+    return Loaded(None, _load(info, "tokenizer", AutoTokenizer.from_pretrained, location), info)
 
 
 def gpt2_tokenizer_dir() -> Path:
@@ -135,23 +172,39 @@ def gpt2_tokenizer_dir() -> Path:
     return path
 
 
-def load_causal_lm(hub_id: str = config.DEFAULT_LLM, dtype: Any = None) -> Loaded:
-    """A causal LM and its tokenizer in eval mode on the CPU (or the hub's default device map).
+CAUSAL_HEADS = ("ForCausalLM", "LMHeadModel")
 
-    `dtype` defaults to float32 for local models (fastest on CPUs) and "auto" on the hub.
-    """
-    import torch
+
+def _check_causal(info: Resolved) -> None:
+    """Refuse an id whose weights have no language-model head (an encoder would get a random one)."""
+    from transformers import AutoConfig
+
+    cfg = _load(info, "config", AutoConfig.from_pretrained, info.location)
+    archs = getattr(cfg, "architectures", None) or []
+    if archs and not any(a.endswith(CAUSAL_HEADS) for a in archs):
+        raise ValueError(
+            f"'{info.requested}' is not a causal language model (its weights are {', '.join(archs)}): "
+            "load_causal_lm would give it a randomly initialised LM head. Use helpers.load_encoder or "
+            "helpers.load_sentence_model for encoders, or pick a decoder such as "
+            f"'{config.DEFAULT_LLM}'."
+        )
+
+
+def load_causal_lm(hub_id: str = config.DEFAULT_LLM, dtype: Any = None, where: str | None = None) -> Loaded:
+    """A causal LM and its tokenizer in eval mode, on `where` (default: `device()`, the GPU when
+    there is one) in `dtype` (default: `default_dtype`: fp32 on the CPU, bf16/fp16 on a GPU)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     info = resolve(hub_id)
     _announce(info)
-    if dtype is None:
-        dtype = "auto" if info.source == "hub" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(info.location, dtype=dtype)
+    _check_causal(info)
+    where = where or device()
+    model = _load(info, "weights", AutoModelForCausalLM.from_pretrained, info.location,
+                  dtype=dtype or default_dtype(where), device_map={"": where})
     if info.source == "stand-in" and hub_id in GPT2_IDS:
         tokenizer = AutoTokenizer.from_pretrained(gpt2_tokenizer_dir())
     else:
-        tokenizer = AutoTokenizer.from_pretrained(info.location)
+        tokenizer = _load(info, "tokenizer", AutoTokenizer.from_pretrained, info.location)
     model.eval()
     return Loaded(model, tokenizer, info)
 
@@ -162,7 +215,7 @@ def load_sentence_model(hub_id: str = config.DEFAULT_EMBEDDER) -> Loaded:
 
     info = resolve(hub_id)
     _announce(info)
-    model = SentenceTransformer(info.location, device="cpu")
+    model = _load(info, "sentence model", SentenceTransformer, info.location, device=device())
     return Loaded(model, model.tokenizer, info)
 
 
@@ -173,9 +226,9 @@ def load_encoder(hub_id: str = config.DEFAULT_EMBEDDER, **kwargs: Any) -> Loaded
 
     info = resolve(hub_id)
     _announce(info)
-    model = AutoModel.from_pretrained(info.location, **kwargs)
+    model = _load(info, "weights", AutoModel.from_pretrained, info.location, **kwargs).to(device())
     model.eval()
-    return Loaded(model, AutoTokenizer.from_pretrained(info.location), info)
+    return Loaded(model, _load(info, "tokenizer", AutoTokenizer.from_pretrained, info.location), info)
 
 
 def load_clip(hub_id: str = config.DEFAULT_CLIP) -> Loaded:
@@ -184,9 +237,9 @@ def load_clip(hub_id: str = config.DEFAULT_CLIP) -> Loaded:
 
     info = resolve(hub_id)
     _announce(info)
-    model = CLIPModel.from_pretrained(info.location)
+    model = _load(info, "weights", CLIPModel.from_pretrained, info.location).to(device())
     model.eval()
-    return Loaded(model, CLIPProcessor.from_pretrained(info.location), info)
+    return Loaded(model, _load(info, "processor", CLIPProcessor.from_pretrained, info.location), info)
 
 
 def load_config(hub_id: str) -> Any:
@@ -200,10 +253,10 @@ def load_config(hub_id: str) -> Any:
     if shipped.is_file():
         return AutoConfig.from_pretrained(shipped.parent)
     if hub_reachable():
-        return AutoConfig.from_pretrained(hub_id)
+        return _load(Resolved(hub_id, "hub", hub_id, hub_id, True), "config", AutoConfig.from_pretrained, hub_id)
     raise ModelNotAvailableError(
         f"No config for '{hub_id}' offline. Shipped configs: {', '.join(config.SHIPPED_CONFIGS)};"
-        f" or download it: huggingface-cli download {hub_id} config.json --local-dir models/{hub_id}"
+        f" or download it: {download_command(hub_id, 'config.json')}"
     )
 
 
@@ -217,25 +270,3 @@ def meta_model(hub_id: str, auto_class: str = "AutoModelForCausalLM") -> Any:
     cls = getattr(transformers, auto_class)
     with torch.device("meta"):
         return cls.from_config(cfg)
-
-
-def shipped_config_dict(hub_id: str) -> dict[str, Any]:
-    """The raw JSON of a shipped config (for tables that quote published numbers)."""
-    return json.loads((config.SHIPPED_CONFIGS_DIR / hub_id / "config.json").read_text())
-
-
-def chat_ids(tokenizer: Any, user: str, system: str | None = None) -> Any:
-    """Token ids (1, T) of a one-turn chat with the model's chat template."""
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-    return _apply_chat_template_ids(tokenizer, messages)
-
-
-def generate_chat(model: Any, tokenizer: Any, user: str, max_new_tokens: int = 48, system: str | None = None) -> str:
-    """Greedy answer of a chat model to one user message (deterministic)."""
-    import torch
-
-    ids = chat_ids(tokenizer, user, system)
-    with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                             do_sample=False, pad_token_id=tokenizer.eos_token_id)
-    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()

@@ -1,17 +1,28 @@
 """Decide fast whether the Hugging Face Hub is reachable, and optionally forbid the network.
 
 An unreachable hub must never cost a learner a minute of retries: `hub_reachable()` answers
-from the environment or from one short TCP probe, and when the answer is no it sets
-`HF_HUB_OFFLINE=1` so that huggingface_hub and transformers fail (or use local files) at once.
+from the environment or from one short HTTPS request (through `HTTPS_PROXY`/`HTTP_PROXY` when
+set, to `HF_ENDPOINT` when set), and when the answer is no it sets `HF_HUB_OFFLINE=1` so that
+huggingface_hub and transformers fail (or use local files) at once.
+
+The suite's network guard (`LLMC_BLOCK_NETWORK=1`) patches Python's `socket.socket.connect` and
+`socket.getaddrinfo` in every process that imports `helpers` (the pytest process, and notebook
+kernels, whose setup cell imports it): connections and name lookups to anything but loopback
+raise `NetworkBlockedError` and are logged. It does not cover code that opens sockets below
+Python (a C library with its own resolver) or child processes that never import `helpers`;
+`tests/test_network.py` shows what it refuses.
 """
 from __future__ import annotations
 
 import ipaddress
 import os
 import socket
+import threading
+import urllib.error
+import urllib.request
 from functools import lru_cache
 
-HUB_HOST = "huggingface.co"
+HUB_URL = "https://huggingface.co"
 PROBE_TIMEOUT_S = 1.5
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -49,12 +60,39 @@ def hub_reachable() -> bool:
     if _env_true("HF_HUB_OFFLINE") or _env_true(BLOCK_ENV):
         set_offline()
         return False
-    try:
-        with socket.create_connection((HUB_HOST, 443), timeout=PROBE_TIMEOUT_S):
-            return True
-    except OSError:
-        set_offline()
-        return False
+    if probe(hub_url()):
+        return True
+    set_offline()
+    return False
+
+
+def hub_url() -> str:
+    """The Hub's address: `HF_ENDPOINT` (a mirror) when set, else huggingface.co."""
+    return os.environ.get("HF_ENDPOINT", HUB_URL).rstrip("/")
+
+
+def probe(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """True when `url` answers any HTTP response within `timeout` seconds (name lookup included).
+
+    urllib honours HTTPS_PROXY/HTTP_PROXY/NO_PROXY; the request runs in a daemon thread so a slow
+    DNS lookup cannot stretch the wait past the timeout."""
+    answered: list[bool] = []
+
+    def ask() -> None:
+        request = urllib.request.Request(url + "/api/models?limit=1", method="HEAD")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler())  # reads the proxy variables now
+        try:
+            with opener.open(request, timeout=timeout):
+                answered.append(True)
+        except urllib.error.HTTPError:  # an HTTP error status is still an answer from the Hub
+            answered.append(True)
+        except (OSError, ValueError):
+            answered.append(False)
+
+    worker = threading.Thread(target=ask, daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    return bool(answered and answered[0])
 
 
 def _is_loopback(host: object) -> bool:
@@ -98,12 +136,6 @@ def block_network() -> None:
     socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
     socket.getaddrinfo = _guarded_getaddrinfo  # type: ignore[assignment]
     set_offline()
-
-
-def unblock_network() -> None:
-    """Undo `block_network()`."""
-    socket.socket.connect = _original_connect  # type: ignore[method-assign]
-    socket.getaddrinfo = _original_getaddrinfo  # type: ignore[assignment]
 
 
 def offline_env(log_path: str | None = None) -> dict[str, str]:

@@ -11,7 +11,7 @@ import pytest
 import regex
 import torch
 
-from helpers import agents
+from helpers import agents, config, grammar, llm
 from helpers.config import DATA_DIR, REPO_ROOT
 from helpers.models import ModelNotAvailableError
 
@@ -72,7 +72,7 @@ def test_grammar_refuses_unsupported_types_clearly():
     def bad(items: list[str]) -> str:
         """Takes a list."""
         return ""
-    with pytest.raises(ValueError, match="not supported by the call grammar"):
+    with pytest.raises(ValueError, match="not supported by the grammar"):
         agents.call_pattern([bad])
 
 
@@ -91,10 +91,16 @@ class FakeTok:
     def convert_tokens_to_string(self, tokens):
         return "".join(tokens)
 
+    def encode(self, text, add_special_tokens=False):
+        return [self.pieces.index(text)]
+
+    def decode(self, ids):
+        return "".join(self.pieces[i] for i in ids if i not in self.all_special_ids)
+
 
 def test_processor_masks_invalid_tokens_and_ends_a_complete_match():
     tok = FakeTok()
-    proc = agents.GrammarLogitsProcessor(tok, r"\{a+b\}", prompt_len=1, top_n=2)
+    proc = grammar.GrammarLogitsProcessor(tok, r"\{a+b\}", prompt_len=1, top_n=2)
     scores = torch.tensor([[0.0, 1.0, 5.0, 2.0, 3.0, 0.5]])  # the model wants "}" first, then "b"
     out = proc(torch.tensor([[9, 1]]), scores.clone())  # generated so far: "{"
     allowed = torch.isfinite(out[0]).nonzero().flatten().tolist()
@@ -103,7 +109,7 @@ def test_processor_masks_invalid_tokens_and_ends_a_complete_match():
     out = proc(torch.tensor([[9, 1, 3, 4, 2]]), scores.clone())  # "{ab}" is complete
     assert torch.isfinite(out[0]).nonzero().flatten().tolist() == [0]
     with pytest.raises(RuntimeError, match="no token continues"):
-        agents.GrammarLogitsProcessor(tok, r"\{c\}", prompt_len=0)(torch.tensor([[1]]), scores.clone())
+        grammar.GrammarLogitsProcessor(tok, r"\{c\}", prompt_len=0)(torch.tensor([[1]]), scores.clone())
 
 
 def test_parse_and_run_calls_turn_errors_into_observations():
@@ -118,17 +124,19 @@ def test_parse_and_run_calls_turn_errors_into_observations():
 
 
 def test_missing_adapter_says_how_to_get_it(monkeypatch, tmp_path):
-    monkeypatch.setattr(agents, "ADAPTER_DIR", tmp_path / "nothing")
-    agents._tool_model.cache_clear()
+    monkeypatch.setitem(config.ADAPTERS, agents.ADAPTER_ID, (tmp_path / "nothing", "scripts/train_tool_lora.py"))
+    llm.causal_lm.cache_clear()
     try:
         with pytest.raises(ModelNotAvailableError, match="train_tool_lora.py"):
             agents.load_tool_model(adapter=True)
     finally:
-        agents._tool_model.cache_clear()
+        llm.causal_lm.cache_clear()
 
 
 class ScriptedModel(torch.nn.Module):
     """Returns scripted replies instead of generating (tests the plumbing, never a result)."""
+
+    device = torch.device("cpu")
 
     def __init__(self, tok, replies):
         super().__init__()
@@ -147,28 +155,33 @@ def test_function_agent_runs_tools_through_the_wrapper():
     _, tok, _ = agents.load_tool_model(adapter=False)
     script = [agents.call_text("search", {"query": "top-p", "document": "decoding"}),
               agents.call_text(agents.FINAL, {"answer": "Found it."})]
-    llm = agents._tool_llm_class()(ScriptedModel(tok, script), tok, stop=[])
-    agent = FunctionAgent(tools=[FunctionTool.from_defaults(fn=search)], llm=llm)
+    scripted = agents.ToolCallingLLM(ScriptedModel(tok, script), tok, stop=[])
+    agent = FunctionAgent(tools=[FunctionTool.from_defaults(fn=search)], llm=scripted)
 
     async def ask() -> object:
         return await agent.run("What is top-p?")
     answer = asyncio.run(ask())
     assert str(answer) == "Found it."
-    second_prompt = llm._model.prompts[1]
+    second_prompt = scripted._model.prompts[1]
     assert "<|im_start|>tool\nresults for top-p in decoding" in second_prompt, "the observation goes back as a tool turn"
     assert script[0] in second_prompt, "the earlier call is shown in the course format"
-    assert [s.call[0] for s in llm.steps] == ["search", agents.FINAL]
+    assert [s.call[0] for s in scripted.steps] == ["search", agents.FINAL]
 
 
-def test_adapter_model_makes_a_valid_call():
+def test_adapter_writes_calls_the_plain_model_cannot():
+    """What only the adapter does: a valid call WITHOUT the grammar (the plain stand-in never
+    writes one; Day 10 measures 0 of 22), with the right tool and its argument copied."""
     model, tok, info = agents.load_tool_model(adapter=True)
     assert info.adapter == agents.ADAPTER_ID and "adapter" in info.describe()
-    step = agents.choose_call(model, tok, [{"role": "user", "content": "What is 36 multiplied by 12?"}],
-                              [agents.spec_of(search), {"name": "calculator", "description": "Evaluate arithmetic.",
-                               "parameters": {"properties": {"expression": {"type": "string"}}}}])
-    assert step.call is not None and step.call[0] == "calculator", step.text
+    specs = [agents.spec_of(search), {"name": "calculator", "description": "Evaluate arithmetic.",
+                                      "parameters": {"properties": {"expression": {"type": "string"}}}}]
+    ask = [{"role": "user", "content": "What is 36 * 12?"}]
+    tuned = agents.choose_call(model, tok, ask, specs, constrained=False)
+    assert tuned.call is not None and tuned.call[0] == "calculator", tuned.text
+    assert "36" in tuned.call[1]["expression"] and "12" in tuned.call[1]["expression"], tuned.call
     plain, _, plain_info = agents.load_tool_model(adapter=False)
     assert plain is not model and plain_info.adapter is None, "the plain model must stay unchanged"
+    assert agents.choose_call(plain, tok, ask, specs, constrained=False).call is None, "the plain model wrote a call"
 
 
 def test_evaluation_requests_are_not_training_requests():

@@ -24,7 +24,7 @@ def test_minilm_is_the_original_and_bge_is_not():
 
 
 def test_unknown_id_says_how_to_download():
-    with pytest.raises(helpers.ModelNotAvailableError, match="huggingface-cli download nobody/nothing"):
+    with pytest.raises(helpers.ModelNotAvailableError, match="hf download nobody/nothing"):
         helpers.resolve("nobody/nothing")
 
 
@@ -79,3 +79,42 @@ def test_shipped_standins_load():
     assert type(clip).__name__ == "CLIPModel" and type(processor).__name__ == "CLIPProcessor"
     gpt2, tok, info = helpers.load_causal_lm("gpt2")
     assert type(gpt2).__name__ == "GPT2LMHeadModel" and gpt2.config.vocab_size == 50257
+
+
+def test_models_go_to_the_available_device():
+    model, tok, _ = helpers.load_causal_lm("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert model.device.type == models.device()
+    assert model.dtype == models.default_dtype(models.device())
+    assert models.default_dtype("cpu") == torch.float32 and models.default_dtype("mps") == torch.float16
+
+
+def test_online_path_uses_the_hub_id(monkeypatch, tmp_path):
+    """Online (probe answered), an id with no local folder and no packaged original loads from the Hub."""
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
+    monkeypatch.setattr(models, "hub_reachable", lambda: True)
+    info = helpers.resolve("microsoft/Phi-3-mini-4k-instruct")
+    assert (info.source, info.location, info.is_original) == ("hub", "microsoft/Phi-3-mini-4k-instruct", True)
+    assert helpers.resolve("nobody/nothing").source == "hub"
+
+
+def test_unknown_id_online_gives_a_clear_error(monkeypatch):
+    monkeypatch.setattr(models, "hub_reachable", lambda: True)
+    with pytest.raises(helpers.ModelNotAvailableError, match=r"Check the id .*hf download nobody/nothing"):
+        helpers.load_causal_lm("nobody/nothing")  # HF_HUB_OFFLINE=1 in the suite: the library fails at once
+
+
+def test_encoder_id_is_not_a_causal_lm():
+    with pytest.raises(ValueError, match="not a causal language model .*BertModel"):
+        helpers.load_causal_lm("sentence-transformers/all-MiniLM-L6-v2")
+
+
+def test_fake_original_folder_is_reported_as_original(monkeypatch, tmp_path):
+    """The 'original' branch offline: the stand-in's files put in models/<hub id> load as an original."""
+    smol = helpers.resolve("HuggingFaceTB/SmolLM2-135M-Instruct").location
+    folder = tmp_path / "microsoft" / "Phi-3-mini-4k-instruct"
+    folder.parent.mkdir(parents=True)
+    folder.symlink_to(smol, target_is_directory=True)
+    monkeypatch.setattr(config, "MODELS_DIR", tmp_path)
+    model, tok, info = helpers.load_causal_lm("microsoft/Phi-3-mini-4k-instruct")
+    assert info.is_original and info.source == "local" and "STAND-IN" not in info.describe()
+    assert "Paris" in helpers.generate_chat(model, tok, "What is the capital of France?", max_new_tokens=12)

@@ -18,11 +18,27 @@ def test_report_prints_result_lines(capsys):
     assert out["speedup"] == 3.14159
 
 
-def test_timer_and_best_of():
+def test_timer_and_best_of_measure_real_time():
+    import time
+
     with helpers.timer() as t:
-        sum(range(10000))
-    assert 0 <= t.seconds < 1
-    assert best_of(lambda: None, repeat=2) >= 0
+        time.sleep(0.05)
+    assert 0.05 <= t.seconds < 0.5, "the timer must measure the sleep it wrapped"
+    delays = iter([0.06, 0.02, 0.04])
+    assert 0.02 <= best_of(lambda: time.sleep(next(delays)), repeat=3) < 0.035, "best_of keeps the fastest run"
+
+
+def test_expect_checks_the_claim_of_the_model_that_ran(capsys, monkeypatch):
+    standin = helpers.resolve("microsoft/Phi-3-mini-4k-instruct")
+    original = helpers.resolve("sentence-transformers/all-MiniLM-L6-v2")
+    assert "holds" in helpers.expect(standin, standin=True, original=False, message="small model fails")
+    with pytest.raises(AssertionError, match="small model fails .*stand-in"):
+        helpers.expect(standin, standin=False, original=True, message="small model fails")
+    with pytest.raises(AssertionError, match="original"):
+        helpers.expect(original, standin=True, original=False, message="big model succeeds")
+    assert "no checked claim" in helpers.expect(original, standin=False, message="only the stand-in is checked")
+    monkeypatch.setenv("LLMC_SMOKE_ORIGINAL", "1")
+    assert "NOT MET" in helpers.expect(original, standin=True, original=False, message="smoke run")
 
 
 def test_plot_attention_labels_axes():

@@ -1,16 +1,16 @@
-"""The shared RAG layer (helpers.rag) and the offline TruLens provider (helpers.evaluation):
+"""The data layer (helpers.corpus), retrieval metrics (helpers.rag), gold facts (helpers.facts) and the offline TruLens provider (helpers.evaluation):
 corpus and golden-set loading, the relevance rule behind hit rate and MRR, agreement with
 llama-index's RetrieverEvaluator, and the direction of every feedback score. Small fixtures only."""
 from __future__ import annotations
 
 import pytest
 
-from helpers import evaluation, rag
+from helpers import corpus, evaluation, facts, llm, rag
 
 
 @pytest.fixture(scope="module")
 def dev() -> list[dict]:
-    return rag.load_questions("dev")
+    return corpus.load_questions("dev")
 
 
 def _node(doc: str, text: str, start: int | None = None) -> object:
@@ -33,7 +33,7 @@ class _FixedRetriever:
 
 
 def test_documents_have_clean_metadata():
-    docs = rag.load_documents()
+    docs = corpus.load_documents()
     names = [d.metadata["doc"] for d in docs]
     assert len(docs) == 15 and names == sorted(names) and "LICENSE.md" not in names
     rag_doc = docs[names.index("09_rag_basics.md")]
@@ -41,32 +41,32 @@ def test_documents_have_clean_metadata():
     assert rag_doc.doc_id == "09_rag_basics.md"
     embedded = rag_doc.get_content(metadata_mode="embed")
     assert "09_rag_basics.md" not in embedded and embedded.startswith("title: Retrieval")
-    assert len(rag.load_documents(distractors=False)) == 13
-    assert [d.metadata["doc"] for d in rag.load_documents(["04_kv_cache.md"])] == ["04_kv_cache.md"]
+    assert len(corpus.load_documents(distractors=False)) == 13
+    assert [d.metadata["doc"] for d in corpus.load_documents(["04_kv_cache.md"])] == ["04_kv_cache.md"]
     with pytest.raises(FileNotFoundError):
-        rag.load_documents(["nope.md"])
+        corpus.load_documents(["nope.md"])
 
 
 def test_questions_filter_by_split_and_type(dev):
-    every = rag.load_questions()
-    test = rag.load_questions("test")
+    every = corpus.load_questions()
+    test = corpus.load_questions("test")
     assert len(dev) + len(test) == len(every) >= 140
     assert {q["split"] for q in dev} == {"dev"}
-    multi = rag.load_questions("dev", types="multi_hop")
+    multi = corpus.load_questions("dev", types="multi_hop")
     assert multi and all(q["type"] == "multi_hop" and q["second"] for q in multi)
-    assert len(rag.load_questions(types=["fact", "keyword"])) == sum(q["type"] in ("fact", "keyword") for q in every)
+    assert len(corpus.load_questions(types=["fact", "keyword"])) == sum(q["type"] in ("fact", "keyword") for q in every)
     with pytest.raises(ValueError):
-        rag.load_questions(types="trivia")
+        corpus.load_questions(types="trivia")
     with pytest.raises(ValueError):
-        rag.load_questions("train")
-    router = rag.load_router_questions("dev")
+        corpus.load_questions("train")
+    router = corpus.load_router_questions("dev")
     assert router and {q["route"] for q in router} == {"summary", "detail"}
 
 
 def test_relevance_rule_and_metrics(dev):
     q = next(q for q in dev if q["type"] == "fact")
     doc, sentence = q["doc"], q["gold_sentence"]
-    text = (rag.HANDBOOK_DIR / doc).read_text(encoding="utf-8")
+    text = (corpus.HANDBOOK_DIR / doc).read_text(encoding="utf-8")
     pos = text.index(sentence)
     whole = _node(doc, "Some words before.  " + sentence.replace(" ", "\n", 2))  # whitespace differs
     other_doc = _node("90_distractor_sourdough.md", sentence)  # right words, wrong document
@@ -86,8 +86,8 @@ def test_llama_index_evaluator_agrees(dev):
     from llama_index.core.base.base_retriever import BaseRetriever
 
     multi = [q for q in dev if q["type"] == "multi_hop"]
-    qs = [multi[0], next(q for q in multi if not {d for d, _ in rag.gold_refs(q)} & {d for d, _ in rag.gold_refs(multi[0])})]
-    gold = [_node(d, s) for q in qs for d, s in rag.gold_refs(q)]
+    qs = [multi[0], next(q for q in multi if not {d for d, _ in corpus.gold_refs(q)} & {d for d, _ in corpus.gold_refs(multi[0])})]
+    gold = [_node(d, s) for q in qs for d, s in corpus.gold_refs(q)]
     noise = [_node("91_distractor_tide_pools.md", f"Noise {i}.") for i in range(3)]
     ranked = [noise[0], gold[0], noise[1], gold[3], noise[2]]
 
@@ -104,25 +104,25 @@ def test_llama_index_evaluator_agrees(dev):
 
 def test_no_llm_sentinel_raises():
     with pytest.raises(RuntimeError, match="No LLM is configured"):
-        rag.no_llm().complete("hello")
+        llm.NoLLM().complete("hello")
 
 
 def test_facts_and_swaps():
-    assert evaluation.facts("It has 4,000 steps and two heads, said BERT in Paris.") >= {"4000", "2", "bert", "paris"}
-    assert evaluation.swap_facts("About 28.4 BLEU in 2017.") == "About 29.4 BLEU in 2017."
-    assert evaluation.swap_facts("It came from Google Brain.", context="Google Brain wrote it") is not None
-    assert evaluation.swap_facts("it is small.") is None
-    assert evaluation.fact_support("Trained on 8 GPUs.", "It used eight GPUs for training.") == 1.0
+    assert facts.facts("It has 4,000 steps and two heads, said BERT in Paris.") >= {"4000", "2", "bert", "paris"}
+    assert facts.swap_facts("About 28.4 BLEU in 2017.") == "About 29.4 BLEU in 2017."
+    assert facts.swap_facts("It came from Google Brain.", context="Google Brain wrote it") is not None
+    assert facts.swap_facts("it is small.") is None
+    assert facts.fact_support("Trained on 8 GPUs.", "It used eight GPUs for training.") == 1.0
 
 
 def test_provider_scores_point_the_right_way(dev):
     provider = evaluation.LocalProvider()
-    qs = [q for q in dev if q["type"] == "fact" and evaluation.swap_facts(q["answer"])][:2]
+    qs = [q for q in dev if q["type"] == "fact" and facts.swap_facts(q["answer"])][:2]
     for q in qs:
-        context = evaluation.gold_context(q)
-        other = evaluation.section_text("90_distractor_sourdough.md", _first_section("90_distractor_sourdough.md"))
+        context = corpus.gold_context(q)
+        other = corpus.section_text("90_distractor_sourdough.md", _first_section("90_distractor_sourdough.md"))
         faithful = provider.groundedness(context, q["answer"])
-        swapped = provider.groundedness(context, evaluation.swap_facts(q["answer"], context))
+        swapped = provider.groundedness(context, facts.swap_facts(q["answer"], context))
         assert 0.0 <= swapped < faithful <= 1.0, (q["id"], faithful, swapped)
         assert provider.context_relevance(q["question"], context) > provider.context_relevance(q["question"], other)
         assert provider.answer_relevance(q["question"], q["answer"]) > provider.answer_relevance(
@@ -132,5 +132,5 @@ def test_provider_scores_point_the_right_way(dev):
 def _first_section(doc: str) -> str:
     import re
 
-    text = (rag.HANDBOOK_DIR / doc).read_text(encoding="utf-8")
+    text = (corpus.HANDBOOK_DIR / doc).read_text(encoding="utf-8")
     return re.search(r"^## (.+)$", text, re.M).group(1).strip()

@@ -19,7 +19,8 @@ Conventions checked here (and relied on by the RAG notebooks):
 * ``router_questions.jsonl``: questions about ``20_course_guide.md`` only,
   whose ``section`` refers to a ``## Section N: ...`` heading.
 
-Standard library only, so it can run anywhere the repository is checked out.
+Standard library only (with the course's `helpers.corpus`, itself standard library only), so it
+can run anywhere the repository is checked out.
 """
 from __future__ import annotations
 
@@ -28,9 +29,13 @@ import re
 import sys
 from pathlib import Path
 
-GOLDEN_DIR = Path(__file__).resolve().parent
-REPO_ROOT = GOLDEN_DIR.parent.parent
-HANDBOOK_DIR = REPO_ROOT / "data" / "handbook"
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from helpers.config import GOLDEN_DIR, HANDBOOK_DIR  # noqa: E402
+from helpers.corpus import SPLITS, parse_headings, section_texts  # noqa: E402
+
 QUESTIONS_PATH = GOLDEN_DIR / "questions.jsonl"
 ROUTER_PATH = GOLDEN_DIR / "router_questions.jsonl"
 
@@ -69,7 +74,6 @@ QUESTION_TYPES: dict[str, tuple[int, int]] = {
 }
 TOTAL_QUESTIONS = (140, 160)
 DEV_SHARE = (0.55, 0.65)
-SPLITS = ("dev", "test")
 UNANSWERABLE_ANSWER = "not in the handbook"
 
 QUESTION_KEYS = {"id", "question", "answer", "type", "doc", "section",
@@ -79,8 +83,6 @@ ROUTER_KEYS = {"id", "question", "route", "section", "split"}
 ROUTER_ROUTES = ("summary", "detail")
 ROUTER_PER_ROUTE = 20
 GUIDE_SECTION_RE = re.compile(r"^## Section (\d+): \S")
-
-HEADING_RE = re.compile(r"^(#{1,6}) (.+?)\s*$")
 
 
 # --------------------------------------------------------------------------
@@ -97,31 +99,6 @@ def _check_question_text(question: str, where: str, texts: set, problems: list) 
 def _check_split(split: object, where: str, problems: list) -> None:
     if split not in SPLITS:
         problems.append(f"{where}: split must be one of {SPLITS}")
-
-
-def parse_headings(text: str) -> list[tuple[int, str, int]]:
-    """Return ``(level, heading_text, line_index)`` for every heading line."""
-    out = []
-    for i, line in enumerate(text.splitlines()):
-        m = HEADING_RE.match(line)
-        if m:
-            out.append((len(m.group(1)), m.group(2), i))
-    return out
-
-
-def section_texts(text: str) -> dict[str, list[str]]:
-    """Map heading text to the body text(s) under it (duplicates kept)."""
-    lines = text.splitlines()
-    heads = parse_headings(text)
-    out: dict[str, list[str]] = {}
-    for k, (level, title, start) in enumerate(heads):
-        end = len(lines)
-        for level2, _, start2 in heads[k + 1:]:
-            if level2 <= level:
-                end = start2
-                break
-        out.setdefault(title, []).append("\n".join(lines[start + 1:end]))
-    return out
 
 
 def contains_sentence(body: str, sentence: str) -> bool:

@@ -1,0 +1,319 @@
+"""The local models behind llama-index: the chat LLM, the embedder, and `configure()`.
+
+    from helpers import llm
+    llm.configure()                     # Settings.embed_model and Settings.llm point at local models
+    answer = llm.local_llm(max_new_tokens=48).complete("What is a KV cache?")
+
+One model cache for the whole course: `causal_lm` (a chat model, optionally int8 or with a LoRA
+adapter merged into a copy) and `embedder` load each model once per process, whoever asks.
+Nothing here can reach OpenAI: `configure` sets both `Settings.embed_model` and `Settings.llm`
+(a local model, or `NoLLM`, which raises a clear error when an LLM was not wanted).
+
+`LocalLLM` is written on llama-index's `CustomLLM` rather than `HuggingFaceLLM`: the latter loads
+its own copy of the model by name (a second copy beside the course's cache) and has no stop
+strings or per-call statistics, which the RAG days measure.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from typing import Any
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
+from llama_index.core.llms.custom import CustomLLM
+from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+from . import config
+from .generation import greedy, template_ids
+from .models import Loaded, ModelNotAvailableError, device, load_causal_lm, load_sentence_model, resolve
+
+LLM_ID = config.DEFAULT_LLM  # offline: SmolLM2-135M-Instruct
+EMBED_ID = config.RAG_EMBEDDER  # offline: the all-MiniLM-L6-v2 stand-in (384 dimensions too)
+MAX_NEW_TOKENS = 64
+CONTEXT_WINDOW = 2048  # what the LLM is told it has: bounds the prompt (and the prefill time)
+STOP = ("\n\n",)  # end an answer at its first blank line: small models tend to repeat themselves after it
+CHUNK_SIZE = 256  # tokens; MiniLM reads at most 256 word pieces, so longer chunks would be truncated
+CHUNK_OVERLAP = 32
+VARIANTS = ("fp32", "int8")
+
+
+# --------------------------------------------------------------------------- the model cache
+@lru_cache(maxsize=None)
+def causal_lm(hub_id: str = LLM_ID, variant: str = "fp32", adapter: str | None = None) -> Loaded:
+    """(model, tokenizer, Resolved), loaded once per process and shared by every caller.
+
+    `variant="int8"` is a dynamically quantised copy (int8 weights in every Linear; CPU only).
+    `adapter` is the id of a course adapter in `config.ADAPTERS`, merged into a copy of the weights
+    (the plain model stays shared and unchanged); `info.adapter` records it."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
+    if adapter is not None:
+        if adapter not in config.ADAPTERS:
+            raise ValueError(f"unknown adapter {adapter!r}; known: {sorted(config.ADAPTERS)}")
+        folder, script = config.ADAPTERS[adapter]
+        if not (folder / "adapter_config.json").is_file():
+            raise ModelNotAvailableError(
+                f"The adapter {adapter} is missing (expected in {folder}). Restore it with "
+                f"`git checkout models/llm-challenge` or rebuild it with `python {script}`.")
+        from peft import PeftModel
+
+        base, tok, info = causal_lm(hub_id, variant)
+        tuned = PeftModel.from_pretrained(copy.deepcopy(base), str(folder)).merge_and_unload()
+        return Loaded(tuned.eval(), tok, dataclasses.replace(info, adapter=adapter))
+    if variant == "int8":
+        import torch
+
+        base, tok, info = causal_lm(hub_id)
+        if base.device.type != "cpu":
+            raise ValueError("variant='int8' (torch dynamic quantisation) runs on the CPU only; use fp32 on a GPU")
+        with warnings.catch_warnings():  # torch.ao.quantization announces its future move to torchao
+            warnings.simplefilter("ignore")
+            return Loaded(torch.ao.quantization.quantize_dynamic(base, {torch.nn.Linear}, dtype=torch.qint8), tok, info)
+    return load_causal_lm(hub_id)
+
+
+def model_label(info: Any) -> str:
+    """The name of what really runs: the hub id for an original, the stand-in's short name otherwise."""
+    name = info.requested if info.is_original else info.name.split(" (")[0]
+    return name + (f" + {info.adapter}" if info.adapter else "")
+
+
+class CachedEmbedding(HuggingFaceEmbedding):
+    """`HuggingFaceEmbedding` that remembers query embeddings: evaluation loops ask the same
+    questions of many retrievers. `info` records what the hub id resolved to."""
+
+    _query_cache: dict = PrivateAttr(default_factory=dict)
+    _info: Any = PrivateAttr(default=None)
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        if query not in self._query_cache:
+            self._query_cache[query] = super()._get_query_embedding(query)
+        return self._query_cache[query]
+
+    def cache_queries(self, queries: Sequence[str]) -> None:
+        """Embed many queries in one batch (much faster than one by one) into the cache."""
+        todo = [q for q in dict.fromkeys(queries) if q not in self._query_cache]
+        if todo:
+            self._query_cache.update(zip(todo, self._embed(todo, prompt_name="query")))
+
+    @property
+    def info(self) -> Any:
+        return self._info
+
+
+@lru_cache(maxsize=None)
+def embedder(hub_id: str = EMBED_ID) -> CachedEmbedding:
+    """llama-index's embedding model for `hub_id` (offline: the MiniLM stand-in), one per process."""
+    info = resolve(hub_id)
+    # On the hub a bge id gets its query instruction automatically; a local path gets none.
+    model = CachedEmbedding(model_name=info.location, device=device(), show_progress_bar=False)
+    model._info = info
+    _EMBEDDER_IDS.add(hub_id)
+    return model
+
+
+def loaded_embedder(hub_id: str = EMBED_ID) -> CachedEmbedding | None:
+    """The embedder of `hub_id` if this process loaded it already, else None (loads nothing)."""
+    return embedder(hub_id) if hub_id in _EMBEDDER_IDS else None
+
+
+_EMBEDDER_IDS: set[str] = set()  # hub ids whose embedder is loaded
+
+
+def embed_model(hub_id: str = EMBED_ID, announce: bool = True) -> CachedEmbedding:
+    """`embedder(hub_id)`, printing once what the id resolved to."""
+    model = embedder(hub_id)
+    if announce:
+        print(("embed  " if model.info.is_original else "embed  NOTE: ") + model.info.describe())
+    return model
+
+
+@lru_cache(maxsize=None)
+def sentence_model(hub_id: str = config.DEFAULT_EMBEDDER) -> Any:
+    """A `SentenceTransformer` for `hub_id`: the llama-index embedder's own copy when one with the
+    same weights is loaded already, else a fresh load."""
+    location = resolve(hub_id).location
+    for hub in sorted(_EMBEDDER_IDS):
+        model = embedder(hub)
+        if model.info.location == location:
+            print(f"sentence model: {hub_id} (the embedder's copy, already loaded)")
+            return model._model
+    return load_sentence_model(hub_id).model
+
+
+# --------------------------------------------------------------------------- llama-index LLMs
+class LocalLLM(CustomLLM):
+    """A local Hugging Face chat model as a llama-index LLM: chat template applied, greedy
+    decoding, at most `max_new_tokens` new tokens, ending at any of `stop`. Every call is timed
+    into `stats`. Build it with `local_llm()`."""
+
+    model_name: str = Field(default=LLM_ID, description="the model that really runs (stand-in named as such)")
+    max_new_tokens: int = Field(default=MAX_NEW_TOKENS, gt=0)
+    context_window: int = Field(default=CONTEXT_WINDOW, gt=0)
+    variant: str = Field(default="fp32", description="fp32 or int8 (dynamic quantisation)")
+    stop: list[str] = Field(default_factory=lambda: list(STOP), description="strings that end generation")
+    _model: Any = PrivateAttr()
+    _tok: Any = PrivateAttr()
+    _stats: list = PrivateAttr(default_factory=list)
+
+    def __init__(self, model: Any, tokenizer: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._model, self._tok = model, tokenizer
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "LocalLLM"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(context_window=self.context_window, num_output=self.max_new_tokens,
+                           is_chat_model=True, model_name=self.model_name)
+
+    @property
+    def stats(self) -> list[dict]:
+        """One dict per generation: prompt_tokens, new_tokens, seconds."""
+        return self._stats
+
+    def _ids(self, messages: Sequence[ChatMessage]) -> Any:
+        ids = template_ids(self._tok, [{"role": m.role.value, "content": m.content or ""} for m in messages])
+        limit = self.context_window - self.max_new_tokens
+        return ids[:, -limit:] if ids.shape[1] > limit else ids  # keep the end (the question)
+
+    def _generate(self, ids: Any, streamer: Any = None) -> str:
+        start = time.perf_counter()
+        stops = {"stop_strings": self.stop, "tokenizer": self._tok} if self.stop else {}
+        new = greedy(self._model, self._tok, ids, self.max_new_tokens, streamer=streamer, **stops)
+        self._stats.append({"prompt_tokens": int(ids.shape[1]), "new_tokens": int(new.shape[0]),
+                            "seconds": time.perf_counter() - start})
+        text = self._tok.decode(new, skip_special_tokens=True)
+        for stop in self.stop:
+            text = text.split(stop)[0]
+        return text.strip()
+
+    def _stream(self, ids: Any) -> Iterator[str]:
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self._tok, skip_prompt=True, skip_special_tokens=True)
+        worker = threading.Thread(target=self._generate, args=(ids, streamer))
+        worker.start()
+        yield from streamer
+        worker.join()
+
+    @staticmethod
+    def _user(prompt: str) -> list[ChatMessage]:
+        return [ChatMessage(role=MessageRole.USER, content=prompt)]
+
+    @llm_chat_callback()
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        text = self._generate(self._ids(messages))
+        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text))
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        def gen() -> ChatResponseGen:
+            text = ""
+            for delta in self._stream(self._ids(messages)):
+                text += delta
+                yield ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta)
+        return gen()
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return CompletionResponse(text=self._generate(self._ids(self._user(prompt))))
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        def gen() -> CompletionResponseGen:
+            text = ""
+            for delta in self._stream(self._ids(self._user(prompt))):
+                text += delta
+                yield CompletionResponse(text=text, delta=delta)
+        return gen()
+
+
+class NoLLM(CustomLLM):
+    """Sentinel for `configure(llm=False)`: any call raises, so nothing falls back to OpenAI."""
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "NoLLM"
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        return LLMMetadata(model_name="no-llm (llm.configure(llm=False))")
+
+    def _fail(self) -> None:
+        raise RuntimeError("No LLM is configured (helpers.llm.configure(llm=False) was called). "
+                           "Call helpers.llm.configure() or pass llm=helpers.llm.local_llm().")
+
+    @llm_completion_callback()
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        self._fail()
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        self._fail()
+
+
+def llm_kwargs(loaded: Loaded, max_new_tokens: int, context_window: int, stop: Sequence[str]) -> dict[str, Any]:
+    """Constructor arguments of a `LocalLLM` (or subclass) for a loaded model."""
+    model, _, info = loaded
+    window = min(context_window, int(getattr(model.config, "max_position_embeddings", context_window)))
+    return {"model_name": model_label(info), "max_new_tokens": max_new_tokens, "context_window": window,
+            "stop": list(stop)}
+
+
+def local_llm(hub_id: str = LLM_ID, max_new_tokens: int = MAX_NEW_TOKENS, variant: str = "fp32",
+              context_window: int = CONTEXT_WINDOW, stop: Sequence[str] = STOP) -> LocalLLM:
+    """A llama-index LLM that runs `hub_id` locally (offline: SmolLM2-135M-Instruct).
+
+    The weights come from `causal_lm` (one copy per process, shared by every `local_llm`);
+    `variant="int8"` gives dynamically quantised Linear layers (faster on CPUs, but it degrades
+    SmolLM2's answers badly, see Day 6). Decoding is greedy, at most `max_new_tokens` long, and
+    ends at any of `stop` (default: a blank line; pass `()` for multi-paragraph output)."""
+    loaded = causal_lm(hub_id, variant)
+    return LocalLLM(loaded.model, loaded.tokenizer, variant=variant,
+                    **llm_kwargs(loaded, max_new_tokens, context_window, stop))
+
+
+def configure(llm: bool = True, variant: str = "fp32", max_new_tokens: int = MAX_NEW_TOKENS,
+              chunk_size: int = CHUNK_SIZE, chunk_overlap: int = CHUNK_OVERLAP) -> None:
+    """Point llama-index's global `Settings` at local models and the course's chunking:
+    `embed_model` = bge-small-en-v1.5 (offline: MiniLM stand-in), `llm` = `local_llm(...)` or, with
+    `llm=False`, a sentinel that raises when used. Prints what each hub id resolved to."""
+    from llama_index.core import Settings
+
+    Settings.embed_model = embed_model()
+    if llm:
+        Settings.llm = local_llm(max_new_tokens=max_new_tokens, variant=variant)
+        print(f"llm    {LLM_ID} -> {Settings.llm.model_name}, {variant}, on {causal_lm(LLM_ID).model.device},"
+              f" greedy, at most {max_new_tokens} new tokens")
+    else:
+        Settings.llm = NoLLM()
+        print("llm    none (retrieval only; any LLM call raises)")
+    Settings.chunk_size = chunk_size
+    Settings.chunk_overlap = chunk_overlap
+
+
+def throughput(stats: Sequence[dict]) -> dict[str, float]:
+    """Summary of `LocalLLM.stats`: calls, new tokens per second, seconds per call, prompt tokens."""
+    if not stats:
+        return {"calls": 0, "tokens_per_s": float("nan"), "s_per_call": float("nan"), "prompt_tokens": float("nan")}
+    seconds = sum(s["seconds"] for s in stats)
+    return {"calls": len(stats), "tokens_per_s": sum(s["new_tokens"] for s in stats) / seconds,
+            "s_per_call": seconds / len(stats), "prompt_tokens": sum(s["prompt_tokens"] for s in stats) / len(stats)}
