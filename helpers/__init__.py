@@ -29,7 +29,8 @@ from typing import Any
 # torch up to 12x slower (measured while building Day 9). Must be set before torch is imported.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .network import BLOCK_ENV as _BLOCK_ENV, block_network as _block_network  # noqa: E402
+from .network import BLOCK_ENV as _BLOCK_ENV  # noqa: E402
+from .network import block_network as _block_network  # noqa: E402
 
 if _os.environ.get(_BLOCK_ENV, "").lower() in ("1", "true", "yes", "on"):
     _block_network()  # before any library can open a connection

@@ -243,15 +243,16 @@ def load_clip(hub_id: str = config.DEFAULT_CLIP) -> Loaded:
 
 
 def load_config(hub_id: str) -> Any:
-    """The real architecture config of `hub_id`: local folder, then the shipped JSON, then the hub."""
+    """The published architecture config of `hub_id`: the shipped JSON (a copy of the published
+    file), then a local folder, then the hub. No network is needed for the shipped ids."""
     from transformers import AutoConfig
 
-    folder = local_folder(hub_id)
-    if (folder / "config.json").is_file():
-        return AutoConfig.from_pretrained(folder)
     shipped = config.SHIPPED_CONFIGS_DIR / hub_id / "config.json"
     if shipped.is_file():
         return AutoConfig.from_pretrained(shipped.parent)
+    folder = local_folder(hub_id)
+    if (folder / "config.json").is_file():
+        return AutoConfig.from_pretrained(folder)
     if hub_reachable():
         return _load(Resolved(hub_id, "hub", hub_id, hub_id, True), "config", AutoConfig.from_pretrained, hub_id)
     raise ModelNotAvailableError(

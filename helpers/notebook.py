@@ -148,14 +148,14 @@ def best_of(fn, repeat: int = 3) -> float:  # type: ignore[no-untyped-def]
 SMOKE_ENV = "LLMC_SMOKE_ORIGINAL"  # set by the original-path smoke test (fake "original" folders)
 
 
-def expect(info: object, standin: bool, message: str, original: bool | None = None) -> str:
+def expect(info: object, standin: bool, message: str, original: bool | None = None) -> None:
     """A check whose claim depends on which model ran (`info`, the `Resolved` record of the load).
 
     With a stand-in, `standin` must hold; with the original, `original` must (None: the lesson
     makes no checked claim about the original, and the output says so). Under the original-path
     smoke test (`LLMC_SMOKE_ORIGINAL=1`, where "originals" are stand-in files in `models/<hub id>`)
     a failed original expectation is reported, not raised: the smoke test proves the original
-    branches run, not the original's quality. Returns the line it printed."""
+    branches run, not the original's quality. Prints one "expect (...)" line."""
     is_original = bool(getattr(info, "is_original", False))
     claim, who = (original, "original") if is_original else (standin, "stand-in")
     if claim is None:
@@ -167,4 +167,3 @@ def expect(info: object, standin: bool, message: str, original: bool | None = No
     else:
         raise AssertionError(f"{message} (checked for the {who} model: {getattr(info, 'name', info)})")
     print(line)
-    return line

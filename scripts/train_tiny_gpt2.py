@@ -257,6 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
     log_every = args.log_every or max(10, args.steps // 40)
 
     from transformers import AutoTokenizer
+
     from helpers.models import gpt2_tokenizer_dir
 
     tokenizer = AutoTokenizer.from_pretrained(gpt2_tokenizer_dir())

@@ -31,14 +31,18 @@ def test_timer_and_best_of_measure_real_time():
 def test_expect_checks_the_claim_of_the_model_that_ran(capsys, monkeypatch):
     standin = helpers.resolve("microsoft/Phi-3-mini-4k-instruct")
     original = helpers.resolve("sentence-transformers/all-MiniLM-L6-v2")
-    assert "holds" in helpers.expect(standin, standin=True, original=False, message="small model fails")
+    def said(**kwargs: object) -> str:
+        helpers.expect(**kwargs)
+        return capsys.readouterr().out
+
+    assert "holds" in said(info=standin, standin=True, original=False, message="small model fails")
     with pytest.raises(AssertionError, match="small model fails .*stand-in"):
         helpers.expect(standin, standin=False, original=True, message="small model fails")
     with pytest.raises(AssertionError, match="original"):
         helpers.expect(original, standin=True, original=False, message="big model succeeds")
-    assert "no checked claim" in helpers.expect(original, standin=False, message="only the stand-in is checked")
+    assert "no checked claim" in said(info=original, standin=False, message="only the stand-in is checked")
     monkeypatch.setenv("LLMC_SMOKE_ORIGINAL", "1")
-    assert "NOT MET" in helpers.expect(original, standin=True, original=False, message="smoke run")
+    assert "NOT MET" in said(info=original, standin=True, original=False, message="smoke run")
 
 
 def test_plot_attention_labels_axes():
