@@ -17,7 +17,7 @@ TORCH_INDEX ?= $(if $(filter Linux,$(shell uname -s)),--index-url https://downlo
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,) --ip=127.0.0.1 --no-browser
 LINTED := helpers tests scripts conftest.py data/golden/validate.py
 
-.PHONY: install models lab test lint unit notebooks sync lock new-day smoke-original clean-models
+.PHONY: install models lab test lint unit notebooks sync lock new-day smoke-original bench clean-models
 
 install: $(STAMP)
 
@@ -70,3 +70,7 @@ smoke-original: models
 
 clean-models:
 	rm -rf models/_offline
+
+# Benchmarks on this machine (run it quiet): benchmarks/llm.csv and benchmarks/notebooks.csv.
+bench: models
+	$(BIN)/python scripts/bench.py

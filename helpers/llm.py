@@ -49,7 +49,7 @@ CONTEXT_WINDOW = 2048  # what the LLM is told it has: bounds the prompt (and the
 STOP = ("\n\n",)  # end an answer at its first blank line: small models tend to repeat themselves after it
 CHUNK_SIZE = 256  # tokens; MiniLM reads at most 256 word pieces, so longer chunks would be truncated
 CHUNK_OVERLAP = 32
-VARIANTS = ("fp32", "int8")
+VARIANTS = ("fp32", "int8", "int4-ort")
 
 
 # --------------------------------------------------------------------------- the model cache
@@ -57,7 +57,9 @@ VARIANTS = ("fp32", "int8")
 def causal_lm(hub_id: str = LLM_ID, variant: str = "fp32", adapter: str | None = None) -> Loaded:
     """(model, tokenizer, Resolved), loaded once per process and shared by every caller.
 
-    `variant="int8"` is a dynamically quantised copy (int8 weights in every Linear; CPU only).
+    `variant="int8"` is a dynamically quantised copy (int8 weights in every Linear; CPU only);
+    `variant="int4-ort"` is the SmolLM2 stand-in exported with int4 weights and run by
+    onnxruntime-genai (`helpers.engines`: the fast CPU engine, greedy only).
     `adapter` is the id of a course adapter in `config.ADAPTERS`, merged into a copy of the weights
     (the plain model stays shared and unchanged); `info.adapter` records it."""
     if variant not in VARIANTS:
@@ -75,6 +77,16 @@ def causal_lm(hub_id: str = LLM_ID, variant: str = "fp32", adapter: str | None =
         base, tok, info = causal_lm(hub_id, variant)
         tuned = PeftModel.from_pretrained(copy.deepcopy(base), str(folder)).merge_and_unload()
         return Loaded(tuned.eval(), tok, dataclasses.replace(info, adapter=adapter))
+    if variant == "int4-ort":
+        from transformers import AutoTokenizer
+
+        from .engines import OrtCausalLM, ort_folder
+
+        info = resolve(hub_id)
+        if info.location != resolve(config.SMOLLM2_ID).location:
+            raise ValueError(f"variant='int4-ort' exists for the offline SmolLM2 stand-in only; {hub_id} resolved to "
+                             f"{info.name} (use variant='fp32')")
+        return Loaded(OrtCausalLM(ort_folder()), AutoTokenizer.from_pretrained(info.location), info)
     if variant == "int8":
         import torch
 

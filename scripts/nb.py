@@ -2,6 +2,7 @@
 """Run and export course notebooks (the `.ipynb` files are the source of truth).
 
     python scripts/nb.py run notebooks/dayNN_slug.ipynb [...]       # execute in place, offline
+    python scripts/nb.py check notebooks/dayNN_slug.ipynb [...]     # execute, keep the file as it is
     python scripts/nb.py export notebooks/dayNN_slug.ipynb OUT.py   # notebook -> py-percent (for reading, diffs)
 
 `run` executes top to bottom in the same offline,
@@ -60,7 +61,10 @@ def run(nb_path: Path, timeout: int = 600, write: bool = True) -> int:
     if log.is_file() and log.read_text().strip():
         print("NETWORK ATTEMPTS:\n" + log.read_text())
         rc = 1
-    print(f"{'ran' if rc == 0 else 'ERROR in'} {nb_path.name} in {elapsed:.0f} s")
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the kernel, once it has exited
+    print(f"{'ran' if rc == 0 else 'ERROR in'} {nb_path.name} in {elapsed:.0f} s (kernel peak RSS {peak:.0f} MiB)")
     return rc
 
 
@@ -68,8 +72,8 @@ def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[0] == "export":
         export(Path(argv[1]), Path(argv[2]))
         return 0
-    if len(argv) >= 2 and argv[0] == "run":
-        return max(run(Path(p)) for p in argv[1:])
+    if len(argv) >= 2 and argv[0] in ("run", "check"):
+        return max(run(Path(p), write=argv[0] == "run") for p in argv[1:])
     print(__doc__)
     return 2
 

@@ -1,0 +1,112 @@
+"""A fast CPU engine for the local chat model: SmolLM2 exported to ONNX with int4 weights and run
+by onnxruntime-genai, behind the `generate` call the rest of the course already makes.
+
+    loaded = llm.causal_lm(variant="int4-ort")     # OrtCausalLM, the same tokenizer, the same info
+    generation.generate_chat(loaded.model, loaded.tokenizer, "What is a KV cache?")
+
+`OrtCausalLM.generate` takes what `transformers` generation takes on the greedy paths of the
+course (prompt ids, `max_new_tokens`, `logits_processor` such as the call grammar, `stop_strings`
+with a tokenizer, a `streamer`) and returns prompt + new ids as a tensor, so `LocalLLM`,
+`agents.choose_call` and `generation.generate_chat` run on it unchanged. Logits processors work
+through onnxruntime-genai's `get_logits`/`set_logits` (one numpy round trip per token).
+`make models` builds the folder (`helpers.prepare.prepare_ort`).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from . import config
+
+ORT_INT4_DIR = "_offline/SmolLM2-135M-Instruct-ort-int4"  # under MODELS_DIR, built by `make models`
+
+
+class _Config:
+    """The few config fields callers read (`max_position_embeddings`, `vocab_size`)."""
+
+    def __init__(self, genai: dict) -> None:
+        self.max_position_embeddings = int(genai["model"]["context_length"])
+        self.vocab_size = int(genai["model"]["vocab_size"])
+        self.model_type = f"{genai['model']['type']} (onnxruntime-genai)"
+
+
+class OrtCausalLM:
+    """An onnxruntime-genai model folder with a `transformers`-like greedy `generate`."""
+
+    def __init__(self, folder: str | Path) -> None:
+        import json
+
+        import onnxruntime_genai as og
+        import torch
+
+        self.folder = Path(folder)
+        if not (self.folder / "genai_config.json").is_file():
+            from .models import ModelNotAvailableError
+
+            raise ModelNotAvailableError(f"No onnxruntime-genai model at {self.folder}. Build it with: "
+                                         f"{config.PREPARE_COMMAND}")
+        self._og = og
+        self.model = og.Model(str(self.folder))
+        self.config = _Config(json.loads((self.folder / "genai_config.json").read_text()))
+        self.device = torch.device("cpu")
+        self.last_seconds: dict[str, float] = {}
+
+    def eval(self) -> OrtCausalLM:
+        return self
+
+    def generate(self, input_ids: Any, max_new_tokens: int = 32, logits_processor: Any = None,
+                 stop_strings: Any = None, tokenizer: Any = None, streamer: Any = None,
+                 eos_token_id: int | None = None, do_sample: bool = False, **ignored: Any) -> Any:
+        """Greedy decoding of one prompt (a (1, T) tensor); returns (1, T + new) like transformers.
+        `last_seconds` records the prefill and decode times of the call."""
+        import numpy as np
+        import torch
+
+        if do_sample:
+            raise ValueError("OrtCausalLM decodes greedily only; use the transformers model for sampling")
+        if input_ids.shape[0] != 1:
+            raise ValueError("OrtCausalLM generates for one prompt at a time")
+        og = self._og
+        prompt = input_ids[0].tolist()
+        eos = self.model_eos if eos_token_id is None else eos_token_id
+        params = og.GeneratorParams(self.model)
+        params.set_search_options(max_length=len(prompt) + max_new_tokens, do_sample=False)
+        generator = og.Generator(self.model, params)
+        start = time.perf_counter()
+        generator.append_tokens(prompt)
+        prefill = time.perf_counter() - start
+        stops = [s for s in (stop_strings or []) if s] if tokenizer is not None else []
+        new: list[int] = []
+        processors = list(logits_processor or [])
+        if streamer is not None:
+            streamer.put(input_ids.cpu())
+        while len(new) < max_new_tokens and not generator.is_done():
+            if processors:
+                scores = torch.from_numpy(np.array(generator.get_logits())[:, -1, :].copy())
+                seq = torch.tensor([prompt + new])
+                for proc in processors:
+                    scores = proc(seq, scores)
+                generator.set_logits(scores.numpy()[:, None, :].astype(np.float32))
+            generator.generate_next_token()
+            token = int(generator.get_next_tokens()[0])
+            new.append(token)
+            if streamer is not None:
+                streamer.put(torch.tensor([token]))
+            if token == eos or (stops and any(s in tokenizer.decode(new[-8:]) for s in stops)):
+                break
+        if streamer is not None:
+            streamer.end()
+        self.last_seconds = {"prefill": prefill, "decode": time.perf_counter() - start - prefill}
+        return torch.tensor([prompt + new])
+
+    @property
+    def model_eos(self) -> int:
+        import json
+
+        return int(json.loads((self.folder / "genai_config.json").read_text())["model"]["eos_token_id"])
+
+
+def ort_folder() -> Path:
+    """Where `make models` puts the int4 onnxruntime-genai export of the SmolLM2 stand-in."""
+    return config.MODELS_DIR / ORT_INT4_DIR

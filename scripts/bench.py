@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Benchmarks of the course on this machine (`make bench`): the local LLM engines and the notebooks.
+
+    python scripts/bench.py llm          # -> benchmarks/llm.csv
+    python scripts/bench.py notebooks    # -> benchmarks/notebooks.csv (each notebook run alone, offline)
+
+llm.csv, one row per engine of the SmolLM2 stand-in (fp32 transformers is the reference):
+decode tokens/s (64 greedy tokens after a chat prompt), prefill ms per 1,000 prompt tokens,
+and agreement with fp32 on the golden dev questions answered from their gold section: the share
+of identical greedy answers, and the mean gold-fact support of the answers (the fraction of the
+gold answer's numbers and names that the answer states). notebooks.csv: wall and CPU seconds,
+peak RSS of the kernel, and the 1-minute load average when the run started. Timings are never
+asserted in tests (machines are noisy): they live here. Run on a quiet machine.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks"
+ENGINES = ("fp32", "int8", "int4-ort")
+N_QUESTIONS = 12  # dev questions for agreement (a fixed, documented sample: the first 12 answerable)
+DECODE_TOKENS = 64
+SYSTEM = "Answer the question from the context in one short sentence."
+
+
+def _prompt(tok, question: dict) -> object:
+    from helpers import corpus, generation
+
+    context = corpus.gold_context(question)
+    return generation.chat_ids(tok, f"Context:\n{context}\n\nQuestion: {question['question']}", SYSTEM)
+
+
+def _answer(model, tok, ids, max_new_tokens: int = 48) -> tuple[str, int, float]:
+    from helpers import generation
+
+    start = time.perf_counter()
+    new = generation.greedy(model, tok, ids, max_new_tokens)
+    return tok.decode(new, skip_special_tokens=True).strip(), int(new.numel()), time.perf_counter() - start
+
+
+def bench_llm() -> list[dict]:
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from helpers import corpus, facts, generation, llm
+
+    torch.set_num_threads(2)
+    questions = [q for q in corpus.load_questions("dev") if q.get("gold_sentence")][:N_QUESTIONS]
+    reference: list[str] = []
+    rows = []
+    for engine in ENGINES:
+        model, tok, _ = llm.causal_lm(llm.LLM_ID, variant=engine)
+        warm = generation.chat_ids(tok, "Say hello.")
+        _answer(model, tok, warm, 4)
+        # decode speed: 64 new tokens after a short chat prompt (no early stop: eos disabled)
+        ids = generation.chat_ids(tok, "Write a long story about a lighthouse keeper and a storm.")
+        start = time.perf_counter()
+        if engine == "int4-ort":  # an eos id no token has: decode all 64
+            new = model.generate(ids, max_new_tokens=DECODE_TOKENS, eos_token_id=-1)[0, ids.shape[1]:]
+        else:
+            new = generation.greedy(model, tok, ids, DECODE_TOKENS, min_new_tokens=DECODE_TOKENS)
+        decode_s = time.perf_counter() - start
+        # prefill: the first token after a ~1,000-token prompt
+        long_text = " ".join(corpus.doc_text("04_kv_cache.md").split()[:700])
+        long_ids = generation.chat_ids(tok, long_text + "\n\nSummarise this in one word.")
+        start = time.perf_counter()
+        generation.greedy(model, tok, long_ids, 1)
+        prefill_ms = (time.perf_counter() - start) * 1000 / long_ids.shape[1] * 1000
+        answers = [_answer(model, tok, _prompt(tok, q))[0] for q in questions]
+        if engine == "fp32":
+            reference = answers
+        support = [facts.fact_support(q["answer"], a) for q, a in zip(questions, answers)]
+        rows.append({
+            "engine": engine, "decode_tok_per_s": round(int(new.numel()) / decode_s, 1),
+            "prefill_ms_per_1k_tokens": round(prefill_ms), "prefill_prompt_tokens": int(long_ids.shape[1]),
+            "identical_to_fp32": round(sum(a == r for a, r in zip(answers, reference)) / len(answers), 3),
+            "gold_fact_support": round(statistics.mean(support), 3), "n_questions": len(questions),
+            "machine": f"{platform.machine()} {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
+        })
+        print(rows[-1], flush=True)
+    return rows
+
+
+def bench_notebooks() -> list[dict]:
+    import re
+
+    rows = []
+    for path in sorted((ROOT / "notebooks").glob("day*.ipynb")):
+        load = os.getloadavg()[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "nb.py"), "check", str(path)],
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak = re.search(r"kernel peak RSS (\d+) MiB", done.stdout)
+        rows.append({"notebook": path.stem, "wall_s": round(wall, 1),
+                     "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+                     "peak_rss_mib": int(peak.group(1)) if peak else "", "load_at_start": round(load, 2),
+                     "ok": done.returncode == 0})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def write(rows: list[dict], name: str) -> Path:
+    OUT.mkdir(exist_ok=True)
+    path = OUT / name
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path
+
+
+def main(argv: list[str]) -> int:
+    what = argv or ["llm", "notebooks"]
+    if "llm" in what:
+        write(bench_llm(), "llm.csv")
+    if "notebooks" in what:
+        rows = bench_notebooks()
+        write(rows, "notebooks.csv")
+        walls = [r["wall_s"] for r in rows]
+        print(f"notebooks: max {max(walls):.0f} s, median {statistics.median(walls):.0f} s, total {sum(walls):.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
