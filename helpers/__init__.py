@@ -6,7 +6,9 @@ Modules, one job each:
     models      resolve a hub id (local folder, Hub, named stand-in) and load it on the right device
     generation  chat template -> ids -> greedy/batched decoding (the one generation path)
     corpus      the handbook, its sections and the golden questions (standard library only)
-    llm         the local LLM and embedder for llama-index, one model cache, `configure()`
+    llm         the local chat LLM for llama-index, the one model cache, `configure()`
+    embeddings  the embedders for llama-index (query cache), one per process
+    engines     the fast CPU engine: SmolLM2 int4 on onnxruntime-genai behind the same generate
     rag         retrieval metrics (hit@k, MRR, recall) and statistics for comparing pipelines
     grammar     JSON schema -> regex, the constrained-decoding logits processor
     agents      tool specs, one agent step, the tool-use adapter, the function-calling LLM

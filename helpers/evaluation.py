@@ -24,7 +24,7 @@ from trulens.core.feedback.provider import Provider
 from .config import CACHE_DIR, DEFAULT_EMBEDDER
 from .corpus import gold_context
 from .facts import fact_support, split_sentences, swap_facts
-from .llm import sentence_model
+from .embeddings import sentence_model
 
 SENTENCE_MODEL_ID = DEFAULT_EMBEDDER
 FEEDBACKS = ("context_relevance", "groundedness", "answer_relevance")

@@ -1,11 +1,13 @@
-"""The local models behind llama-index: the chat LLM, the embedder, and `configure()`.
+"""The local models behind llama-index: the chat LLM and `configure()` (the embedder is in
+`helpers.embeddings`; `embed_model` and `EMBED_ID` are importable from here too).
 
     from helpers import llm
     llm.configure()                     # Settings.embed_model and Settings.llm point at local models
     answer = llm.local_llm(max_new_tokens=48).complete("What is a KV cache?")
 
-One model cache for the whole course: `causal_lm` (a chat model, optionally int8 or with a LoRA
-adapter merged into a copy) and `embedder` load each model once per process, whoever asks.
+One model cache for the whole course: `causal_lm` (a chat model, optionally int8, int4 on
+onnxruntime-genai, or with a LoRA adapter merged into a copy) and `embeddings.embedder` load
+each model once per process, whoever asks.
 Nothing here can reach OpenAI: `configure` sets both `Settings.embed_model` and `Settings.llm`
 (a local model, or `NoLLM`, which raises a clear error when an LLM was not wanted).
 
@@ -36,14 +38,13 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.custom import CustomLLM
-from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
 from . import config
+from .embeddings import embed_model
 from .generation import greedy, template_ids
-from .models import Loaded, ModelNotAvailableError, device, load_causal_lm, load_sentence_model, resolve
+from .models import Loaded, ModelNotAvailableError, load_causal_lm, resolve
 
 LLM_ID = config.DEFAULT_LLM  # offline: SmolLM2-135M-Instruct
-EMBED_ID = config.RAG_EMBEDDER  # offline: the all-MiniLM-L6-v2 stand-in (384 dimensions too)
 MAX_NEW_TOKENS = 64
 CONTEXT_WINDOW = 2048  # what the LLM is told it has: bounds the prompt (and the prefill time)
 STOP = ("\n\n",)  # end an answer at its first blank line: small models tend to repeat themselves after it
@@ -53,7 +54,6 @@ VARIANTS = ("fp32", "int8", "int4-ort")
 
 
 # --------------------------------------------------------------------------- the model cache
-@lru_cache(maxsize=None)
 def causal_lm(hub_id: str = LLM_ID, variant: str = "fp32", adapter: str | None = None) -> Loaded:
     """(model, tokenizer, Resolved), loaded once per process and shared by every caller.
 
@@ -62,6 +62,11 @@ def causal_lm(hub_id: str = LLM_ID, variant: str = "fp32", adapter: str | None =
     onnxruntime-genai (`helpers.engines`: the fast CPU engine, greedy only).
     `adapter` is the id of a course adapter in `config.ADAPTERS`, merged into a copy of the weights
     (the plain model stays shared and unchanged); `info.adapter` records it."""
+    return _causal_lm(hub_id, variant, adapter)  # positional: one cache entry however it was called
+
+
+@lru_cache(maxsize=None)
+def _causal_lm(hub_id: str, variant: str, adapter: str | None) -> Loaded:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
     if adapter is not None:
@@ -90,7 +95,7 @@ def causal_lm(hub_id: str = LLM_ID, variant: str = "fp32", adapter: str | None =
     if variant == "int8":
         import torch
 
-        base, tok, info = causal_lm(hub_id)
+        base, tok, info = causal_lm(hub_id, "fp32")
         if base.device.type != "cpu":
             raise ValueError("variant='int8' (torch dynamic quantisation) runs on the CPU only; use fp32 on a GPU")
         with warnings.catch_warnings():  # torch.ao.quantization announces its future move to torchao
@@ -99,73 +104,13 @@ def causal_lm(hub_id: str = LLM_ID, variant: str = "fp32", adapter: str | None =
     return load_causal_lm(hub_id)
 
 
+causal_lm.cache_clear = _causal_lm.cache_clear  # type: ignore[attr-defined]
+
+
 def model_label(info: Any) -> str:
     """The name of what really runs: the hub id for an original, the stand-in's short name otherwise."""
     name = info.requested if info.is_original else info.name.split(" (")[0]
     return name + (f" + {info.adapter}" if info.adapter else "")
-
-
-class CachedEmbedding(HuggingFaceEmbedding):
-    """`HuggingFaceEmbedding` that remembers query embeddings: evaluation loops ask the same
-    questions of many retrievers. `info` records what the hub id resolved to."""
-
-    _query_cache: dict = PrivateAttr(default_factory=dict)
-    _info: Any = PrivateAttr(default=None)
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        if query not in self._query_cache:
-            self._query_cache[query] = super()._get_query_embedding(query)
-        return self._query_cache[query]
-
-    def cache_queries(self, queries: Sequence[str]) -> None:
-        """Embed many queries in one batch (much faster than one by one) into the cache."""
-        todo = [q for q in dict.fromkeys(queries) if q not in self._query_cache]
-        if todo:
-            self._query_cache.update(zip(todo, self._embed(todo, prompt_name="query")))
-
-    @property
-    def info(self) -> Any:
-        return self._info
-
-
-@lru_cache(maxsize=None)
-def embedder(hub_id: str = EMBED_ID) -> CachedEmbedding:
-    """llama-index's embedding model for `hub_id` (offline: the MiniLM stand-in), one per process."""
-    info = resolve(hub_id)
-    # On the hub a bge id gets its query instruction automatically; a local path gets none.
-    model = CachedEmbedding(model_name=info.location, device=device(), show_progress_bar=False)
-    model._info = info
-    _EMBEDDER_IDS.add(hub_id)
-    return model
-
-
-def loaded_embedder(hub_id: str = EMBED_ID) -> CachedEmbedding | None:
-    """The embedder of `hub_id` if this process loaded it already, else None (loads nothing)."""
-    return embedder(hub_id) if hub_id in _EMBEDDER_IDS else None
-
-
-_EMBEDDER_IDS: set[str] = set()  # hub ids whose embedder is loaded
-
-
-def embed_model(hub_id: str = EMBED_ID, announce: bool = True) -> CachedEmbedding:
-    """`embedder(hub_id)`, printing once what the id resolved to."""
-    model = embedder(hub_id)
-    if announce:
-        print(("embed  " if model.info.is_original else "embed  NOTE: ") + model.info.describe())
-    return model
-
-
-@lru_cache(maxsize=None)
-def sentence_model(hub_id: str = config.DEFAULT_EMBEDDER) -> Any:
-    """A `SentenceTransformer` for `hub_id`: the llama-index embedder's own copy when one with the
-    same weights is loaded already, else a fresh load."""
-    location = resolve(hub_id).location
-    for hub in sorted(_EMBEDDER_IDS):
-        model = embedder(hub)
-        if model.info.location == location:
-            print(f"sentence model: {hub_id} (the embedder's copy, already loaded)")
-            return model._model
-    return load_sentence_model(hub_id).model
 
 
 # --------------------------------------------------------------------------- llama-index LLMs
@@ -313,7 +258,7 @@ def configure(llm: bool = True, variant: str = "fp32", max_new_tokens: int = MAX
     Settings.embed_model = embed_model()
     if llm:
         Settings.llm = local_llm(max_new_tokens=max_new_tokens, variant=variant)
-        print(f"llm    {LLM_ID} -> {Settings.llm.model_name}, {variant}, on {causal_lm(LLM_ID).model.device},"
+        print(f"llm    {LLM_ID} -> {Settings.llm.model_name}, {variant}, on {causal_lm(LLM_ID, variant).model.device},"
               f" greedy, at most {max_new_tokens} new tokens")
     else:
         Settings.llm = NoLLM()

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .corpus import doc_text, gold_refs, normalise
-from .llm import loaded_embedder
+from .embeddings import loaded_embedder
 
 
 # --------------------------------------------------------------------------- retrieval metrics
