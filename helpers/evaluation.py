@@ -23,8 +23,8 @@ from trulens.core.feedback.provider import Provider
 
 from .config import CACHE_DIR, DEFAULT_EMBEDDER
 from .corpus import gold_context
-from .facts import fact_support, split_sentences, swap_facts
 from .embeddings import sentence_model
+from .facts import fact_support, split_sentences, swap_facts
 
 SENTENCE_MODEL_ID = DEFAULT_EMBEDDER
 FEEDBACKS = ("context_relevance", "groundedness", "answer_relevance")
