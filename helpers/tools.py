@@ -13,7 +13,7 @@ _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, as
         ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
 # The error does not echo the expression: a model that copies an observation with quotes in it
 # into a JSON string argument can break its own call (seen on Day 12).
-ONLY = "only numbers and + - * / ** with parentheses are allowed"
+ONLY = "only numbers and + - * / ** are allowed"
 MAX_EXPONENT = 64  # 9 ** 9 ** 9 would hang the process: refuse large powers
 
 
