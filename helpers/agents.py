@@ -201,11 +201,6 @@ def run_call(call: tuple[str, dict] | None, functions: dict[str, Callable[..., A
 
 
 # --------------------------------------------------------------------------- the model
-def adapter_available() -> bool:
-    """Whether the shipped tool-use adapter is present."""
-    return (ADAPTER_DIR / "adapter_config.json").exists()
-
-
 def adapter_fits(hub_id: str) -> bool:
     """Whether `hub_id` resolves to the weights the tool adapter was trained on (SmolLM2 offline)."""
     return resolve(hub_id).location == resolve(ADAPTER_BASE).location

@@ -48,7 +48,9 @@ class OrtCausalLM:
                                          f"{config.PREPARE_COMMAND}")
         self._og = og
         self.model = og.Model(str(self.folder))
-        self.config = _Config(json.loads((self.folder / "genai_config.json").read_text()))
+        genai = json.loads((self.folder / "genai_config.json").read_text())
+        self.config = _Config(genai)
+        self.eos_token_id = int(genai["model"]["eos_token_id"])
         self.device = torch.device("cpu")
         self.last_seconds: dict[str, float] = {}
 
@@ -69,7 +71,7 @@ class OrtCausalLM:
             raise ValueError("OrtCausalLM generates for one prompt at a time")
         og = self._og
         prompt = input_ids[0].tolist()
-        eos = self.model_eos if eos_token_id is None else eos_token_id
+        eos = self.eos_token_id if eos_token_id is None else eos_token_id
         params = og.GeneratorParams(self.model)
         params.set_search_options(max_length=len(prompt) + max_new_tokens, do_sample=False)
         generator = og.Generator(self.model, params)
@@ -99,12 +101,6 @@ class OrtCausalLM:
             streamer.end()
         self.last_seconds = {"prefill": prefill, "decode": time.perf_counter() - start - prefill}
         return torch.tensor([prompt + new])
-
-    @property
-    def model_eos(self) -> int:
-        import json
-
-        return int(json.loads((self.folder / "genai_config.json").read_text())["model"]["eos_token_id"])
 
 
 def ort_folder() -> Path:
