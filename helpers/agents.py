@@ -37,7 +37,7 @@ from llama_index.core.llms.llm import ToolSelection
 from . import grammar
 from .config import TOOL_ADAPTER_BASE, TOOL_ADAPTER_DIR, TOOL_ADAPTER_ID
 from .generation import generate_batch, greedy, template_ids
-from .llm import LLM_ID, LocalLLM, causal_lm, llm_kwargs
+from .llm import LLM_ID, LocalLLM, causal_lm, default_variant, llm_kwargs
 from .models import Resolved, resolve
 
 FINAL = "final_answer"
@@ -206,8 +206,11 @@ def adapter_fits(hub_id: str) -> bool:
     return resolve(hub_id).location == resolve(ADAPTER_BASE).location
 
 
-def load_tool_model(hub_id: str | None = None, adapter: bool = True) -> tuple[Any, Any, Resolved]:
-    """(model, tokenizer, Resolved) for the agent days.
+def load_tool_model(hub_id: str | None = None, adapter: bool = True,
+                    variant: str | None = None) -> tuple[Any, Any, Resolved]:
+    """(model, tokenizer, Resolved) for the agent days, on the tool engine
+    (`llm.default_variant(tools=True)`; offline: int8 on onnxruntime-genai) unless `variant` says
+    otherwise (`"fp32"`: transformers, for batched or sampled generation).
 
     `hub_id` defaults to the course LLM (Phi-3 Mini; offline the SmolLM2-135M stand-in). With
     `adapter=True` and a SmolLM2 model, the course's tool-use LoRA adapter is merged into a copy of
@@ -215,9 +218,10 @@ def load_tool_model(hub_id: str | None = None, adapter: bool = True) -> tuple[An
     Any other model (Phi-3 online) is used as it is, since the adapter only fits SmolLM2.
     """
     hub_id = hub_id or LLM_ID
+    variant = variant or default_variant(hub_id, tools=True)
     if adapter and adapter_fits(hub_id):
-        return causal_lm(hub_id, adapter=ADAPTER_ID)
-    loaded = causal_lm(hub_id)
+        return causal_lm(hub_id, variant, adapter=ADAPTER_ID)
+    loaded = causal_lm(hub_id, variant)
     if adapter:
         print(f"Tool adapter: not applied ({loaded.info.name} is not {ADAPTER_BASE}, the model it was trained for).")
     return loaded
@@ -306,9 +310,10 @@ class ToolCallingLLM(FunctionCallingLLM, LocalLLM):
 
 
 def tool_llm(hub_id: str | None = None, adapter: bool = True, constrained: bool = True,
-             max_new_tokens: int = 96) -> ToolCallingLLM:
+             max_new_tokens: int = 96, variant: str | None = None) -> ToolCallingLLM:
     """The tool model as a llama-index `FunctionCallingLLM` (for `FunctionAgent`, `AgentWorkflow`,
     `llm.predict_and_call`). Every step is kept in `.steps`."""
-    loaded = load_tool_model(hub_id, adapter)
-    return ToolCallingLLM(loaded.model, loaded.tokenizer, constrained=constrained,
+    loaded = load_tool_model(hub_id, adapter, variant)
+    engine = variant or default_variant(hub_id or LLM_ID, tools=True)
+    return ToolCallingLLM(loaded.model, loaded.tokenizer, constrained=constrained, variant=engine,
                           **llm_kwargs(loaded, max_new_tokens, 2048, stop=()))

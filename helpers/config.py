@@ -112,3 +112,9 @@ TOOL_ADAPTER_BASE = SMOLLM2_ID
 # Adapters the model layer can merge (helpers.llm.causal_lm(adapter=...)): id -> (shipped folder,
 # the script that trains it).
 ADAPTERS = {TOOL_ADAPTER_ID: (TOOL_ADAPTER_DIR, "scripts/train_tool_lora.py")}
+
+# The engine of the local chat LLM (helpers.llm.causal_lm with no variant): "auto" runs the offline
+# SmolLM2 stand-in on onnxruntime-genai with int4 weights (about 15x the fp32 decode speed on two
+# cores, benchmarks/llm.csv) and every original (Colab) on transformers; "fp32" is the reference:
+# `LLMC_ENGINE=fp32 make notebooks` re-runs the course on plain transformers.
+LLM_ENGINE = os.environ.get("LLMC_ENGINE", "auto")

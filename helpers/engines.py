@@ -6,7 +6,7 @@ by onnxruntime-genai, behind the `generate` call the rest of the course already 
 
 `OrtCausalLM.generate` takes what `transformers` generation takes on the greedy paths of the
 course (prompt ids, `max_new_tokens`, `logits_processor` such as the call grammar, `stop_strings`
-with a tokenizer, a `streamer`) and returns prompt + new ids as a tensor, so `LocalLLM`,
+with a tokenizer, `stopping_criteria`, a `streamer`) and returns prompt + new ids as a tensor, so `LocalLLM`,
 `agents.choose_call` and `generation.generate_chat` run on it unchanged. Logits processors work
 through onnxruntime-genai's `get_logits`/`set_logits` (one numpy round trip per token).
 `make models` builds the folder (`helpers.prepare.prepare_ort`).
@@ -19,7 +19,7 @@ from typing import Any
 
 from . import config
 
-ORT_INT4_DIR = "_offline/SmolLM2-135M-Instruct-ort-int4"  # under MODELS_DIR, built by `make models`
+PRECISIONS = ("int4", "int8")  # weight-only quantisation of the exports (MatMulNBits)
 
 
 class _Config:
@@ -34,6 +34,8 @@ class _Config:
 class OrtCausalLM:
     """An onnxruntime-genai model folder with a `transformers`-like greedy `generate`."""
 
+    batched = False  # one prompt per generate call (generation.generate_batch loops over rows)
+
     def __init__(self, folder: str | Path) -> None:
         import json
 
@@ -47,19 +49,28 @@ class OrtCausalLM:
             raise ModelNotAvailableError(f"No onnxruntime-genai model at {self.folder}. Build it with: "
                                          f"{config.PREPARE_COMMAND}")
         self._og = og
-        self.model = og.Model(str(self.folder))
+        settings = og.Config(str(self.folder))  # the export leaves threads to onnxruntime: one, on these CPUs
+        settings.overlay(json.dumps({"model": {"decoder": {"session_options": {
+            "intra_op_num_threads": torch.get_num_threads()}}}}))
+        self.model = og.Model(settings)
         genai = json.loads((self.folder / "genai_config.json").read_text())
         self.config = _Config(genai)
         self.eos_token_id = int(genai["model"]["eos_token_id"])
         self.device = torch.device("cpu")
         self.last_seconds: dict[str, float] = {}
+        self.reuse_prefix = True  # keep the last prompt's KV cache and reuse its shared prefix
+        self._generator: Any = None
+        self._cached: list[int] = []  # prompt tokens whose keys and values the generator holds
+        self._capacity = 0
+        self._reused = 0
 
     def eval(self) -> OrtCausalLM:
         return self
 
     def generate(self, input_ids: Any, max_new_tokens: int = 32, logits_processor: Any = None,
                  stop_strings: Any = None, tokenizer: Any = None, streamer: Any = None,
-                 eos_token_id: int | None = None, do_sample: bool = False, **ignored: Any) -> Any:
+                 eos_token_id: int | None = None, do_sample: bool = False, stopping_criteria: Any = None,
+                 **ignored: Any) -> Any:
         """Greedy decoding of one prompt (a (1, T) tensor); returns (1, T + new) like transformers.
         `last_seconds` records the prefill and decode times of the call."""
         import numpy as np
@@ -69,14 +80,10 @@ class OrtCausalLM:
             raise ValueError("OrtCausalLM decodes greedily only; use the transformers model for sampling")
         if input_ids.shape[0] != 1:
             raise ValueError("OrtCausalLM generates for one prompt at a time")
-        og = self._og
         prompt = input_ids[0].tolist()
         eos = self.eos_token_id if eos_token_id is None else eos_token_id
-        params = og.GeneratorParams(self.model)
-        params.set_search_options(max_length=len(prompt) + max_new_tokens, do_sample=False)
-        generator = og.Generator(self.model, params)
         start = time.perf_counter()
-        generator.append_tokens(prompt)
+        generator = self._prefilled(prompt, max_new_tokens)
         prefill = time.perf_counter() - start
         stops = [s for s in (stop_strings or []) if s] if tokenizer is not None else []
         new: list[int] = []
@@ -97,12 +104,43 @@ class OrtCausalLM:
                 streamer.put(torch.tensor([token]))
             if token == eos or (stops and any(s in tokenizer.decode(new[-8:]) for s in stops)):
                 break
+            if stopping_criteria and any(bool(c(torch.tensor([prompt + new]), None)[0]) for c in stopping_criteria):
+                break
         if streamer is not None:
             streamer.end()
-        self.last_seconds = {"prefill": prefill, "decode": time.perf_counter() - start - prefill}
+        self.last_seconds = {"prefill": prefill, "decode": time.perf_counter() - start - prefill,
+                             "reused_tokens": self._reused}
         return torch.tensor([prompt + new])
 
+    def _prefilled(self, prompt: list[int], max_new_tokens: int) -> Any:
+        """A generator that has read `prompt`. When the previous prompt shares a prefix with it (a
+        system prompt, a tool list, a conversation so far), the generator rewinds to the end of that
+        prefix and reads only the rest: the KV cache of Day 4, kept across calls."""
+        og = self._og
+        shared = 0
+        if self.reuse_prefix and self._generator is not None and len(prompt) + max_new_tokens <= self._capacity:
+            for a, b in zip(self._cached, prompt[:-1]):  # at least the last prompt token is read again
+                if a != b:
+                    break
+                shared += 1
+        if shared >= 8:
+            self._generator.rewind_to(shared)
+            self._generator.append_tokens(prompt[shared:])
+        else:
+            shared = 0
+            self._capacity = min(self.config.max_position_embeddings, max(len(prompt) + max_new_tokens, 2304))
+            params = og.GeneratorParams(self.model)
+            params.set_search_options(max_length=self._capacity, do_sample=False)
+            self._generator = og.Generator(self.model, params)
+            self._generator.append_tokens(prompt)
+        self._cached, self._reused = prompt, shared
+        return self._generator
 
-def ort_folder() -> Path:
-    """Where `make models` puts the int4 onnxruntime-genai export of the SmolLM2 stand-in."""
-    return config.MODELS_DIR / ORT_INT4_DIR
+
+def ort_folder(adapter: str | None = None, precision: str = "int4") -> Path:
+    """Where `make models` puts an onnxruntime-genai export of the SmolLM2 stand-in (with `adapter`,
+    of the stand-in with that course adapter merged in) with `precision` weights."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    merged = f"+{adapter.split('/')[-1]}" if adapter else ""
+    return config.OFFLINE_DIR / f"SmolLM2-135M-Instruct{merged}-ort-{precision}"

@@ -79,9 +79,21 @@ def generate_batch(model: Any, tokenizer: Any, rows: Sequence[Any], max_new_toke
     copied to every row; each row is laid out as [shared prefix][left padding][own tokens].
     `make_processor(width)` builds a logits processor for prompts of that padded width (a grammar);
     `stop_prefix` stops a row whose reply starts otherwise. Greedy unless `sampling` says
-    `do_sample=True`. Returns the decoded replies and the processor (or None)."""
+    `do_sample=True`. Returns the decoded replies and the processor (or None).
+    An engine that decodes one prompt at a time (`OrtCausalLM.batched` is False) runs the rows one
+    after another, each with its own processor; the last row's processor is returned."""
     import torch
     from transformers import LogitsProcessorList, StoppingCriteriaList
+
+    if not getattr(model, "batched", True):
+        texts, processor = [], None
+        for row in rows:
+            processor = make_processor(len(row)) if make_processor else None
+            stops = [StopUnlessStartsWith(tokenizer, len(row), stop_prefix)] if stop_prefix else []
+            new = greedy(model, tokenizer, row[None, :], max_new_tokens, stopping_criteria=stops,
+                         logits_processor=[processor] if processor else None, **sampling)
+            texts.append(tokenizer.decode(new, skip_special_tokens=True).strip())
+        return texts, processor
 
     dev = model.device
     rows = [r.to(dev) for r in rows]

@@ -140,10 +140,13 @@ class GrammarLogitsProcessor(_Base):
             if self.grammar.fullmatch(text):
                 keep = [self.eos]
             else:
-                order = torch.argsort(scores[b], descending=True).tolist()
-                keep = self.allowed(text, order[: self.top_n]) or self.allowed(text, order[self.top_n:])
+                best = torch.topk(scores[b], min(self.top_n, scores.shape[-1])).indices.tolist()  # sort all only if none fits
+                keep = self.allowed(text, best)
+                if not keep:
+                    order = torch.argsort(scores[b], descending=True).tolist()
+                    keep = self.allowed(text, order[self.top_n:])
                 if not keep:
                     raise RuntimeError(f"no token continues {text!r} inside the grammar")
-                self.interventions += int(keep[0] != order[0])
+                self.interventions += int(keep[0] != best[0])
             masked[b, keep] = scores[b, keep]
         return masked

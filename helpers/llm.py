@@ -50,18 +50,39 @@ CONTEXT_WINDOW = 2048  # what the LLM is told it has: bounds the prompt (and the
 STOP = ("\n\n",)  # end an answer at its first blank line: small models tend to repeat themselves after it
 CHUNK_SIZE = 256  # tokens; MiniLM reads at most 256 word pieces, so longer chunks would be truncated
 CHUNK_OVERLAP = 32
-VARIANTS = ("fp32", "int8", "int4-ort")
+VARIANTS = ("fp32", "int8", "int4-ort", "int8-ort")
 
 
 # --------------------------------------------------------------------------- the model cache
-def causal_lm(hub_id: str = LLM_ID, variant: str = "fp32", adapter: str | None = None) -> Loaded:
+def default_variant(hub_id: str = LLM_ID, tools: bool = False) -> str:
+    """The engine `causal_lm` uses when none is named (`config.LLM_ENGINE`, env `LLMC_ENGINE`).
+
+    With "auto": "fp32" (transformers; bf16/fp16 on a GPU) for every original, and for the offline
+    SmolLM2 stand-in onnxruntime-genai, "int4-ort" for chat and "int8-ort" for the tool model
+    (`tools=True`, Days 10-15): int4 weights wash out the tool adapter's LoRA update (tool choice
+    0.23 against 0.50 in fp32 on Day 10's tasks), int8 keeps it (0.55); benchmarks/llm.csv."""
+    engine = config.LLM_ENGINE
+    if engine != "auto":
+        if engine not in VARIANTS:
+            raise ValueError(f"LLMC_ENGINE must be 'auto' or one of {VARIANTS}, not {engine!r}")
+        return engine
+    if resolve(hub_id).location != resolve(config.SMOLLM2_ID).location:
+        return "fp32"
+    return "int8-ort" if tools else "int4-ort"
+
+
+def causal_lm(hub_id: str = LLM_ID, variant: str | None = None, adapter: str | None = None) -> Loaded:
     """(model, tokenizer, Resolved), loaded once per process and shared by every caller.
 
-    `variant="int8"` is a dynamically quantised copy (int8 weights in every Linear; CPU only);
-    `variant="int4-ort"` is the SmolLM2 stand-in exported with int4 weights and run by
-    onnxruntime-genai (`helpers.engines`: the fast CPU engine, greedy only).
+    `variant=None` is the course's engine for `hub_id` (`default_variant`: int4 on
+    onnxruntime-genai for the offline stand-in, transformers for originals). `"fp32"` is the
+    reference (transformers); `"int8"` a dynamically quantised copy (int8 weights in every Linear;
+    CPU only); `"int4-ort"` the SmolLM2 stand-in exported with int4 weights and run by
+    onnxruntime-genai (`helpers.engines`: greedy only, one prompt at a time).
     `adapter` is the id of a course adapter in `config.ADAPTERS`, merged into a copy of the weights
-    (the plain model stays shared and unchanged); `info.adapter` records it."""
+    (the plain model stays shared and unchanged; on onnxruntime-genai, a merged export built by
+    `make models`); `info.adapter` records it."""
+    variant = variant or default_variant(hub_id)
     return _causal_lm(hub_id, variant, adapter)  # positional: one cache entry however it was called
 
 
@@ -69,42 +90,51 @@ def causal_lm(hub_id: str = LLM_ID, variant: str = "fp32", adapter: str | None =
 def _causal_lm(hub_id: str, variant: str, adapter: str | None) -> Loaded:
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
+    if adapter is not None and adapter not in config.ADAPTERS:
+        raise ValueError(f"unknown adapter {adapter!r}; known: {sorted(config.ADAPTERS)}")
     if adapter is not None:
-        if adapter not in config.ADAPTERS:
-            raise ValueError(f"unknown adapter {adapter!r}; known: {sorted(config.ADAPTERS)}")
         folder, script = config.ADAPTERS[adapter]
         if not (folder / "adapter_config.json").is_file():
             raise ModelNotAvailableError(
                 f"The adapter {adapter} is missing (expected in {folder}). Restore it with "
                 f"`git checkout models/llm-challenge` or rebuild it with `python {script}`.")
-        from peft import PeftModel
-
-        base, tok, info = causal_lm(hub_id, variant)
-        tuned = PeftModel.from_pretrained(copy.deepcopy(base), str(folder)).merge_and_unload()
-        return Loaded(tuned.eval(), tok, dataclasses.replace(info, adapter=adapter))
-    if variant == "int4-ort":
+    if variant.endswith("-ort"):
         from transformers import AutoTokenizer
 
         from .engines import OrtCausalLM, ort_folder
 
         info = resolve(hub_id)
         if info.location != resolve(config.SMOLLM2_ID).location:
-            raise ValueError(f"variant='int4-ort' exists for the offline SmolLM2 stand-in only; {hub_id} resolved to "
+            raise ValueError(f"variant={variant!r} exists for the offline SmolLM2 stand-in only; {hub_id} resolved to "
                              f"{info.name} (use variant='fp32')")
-        return Loaded(OrtCausalLM(ort_folder()), AutoTokenizer.from_pretrained(info.location), info)
+        info = dataclasses.replace(info, adapter=adapter) if adapter else info
+        model = OrtCausalLM(ort_folder(adapter, variant.removesuffix("-ort")))
+        return Loaded(model, AutoTokenizer.from_pretrained(info.location), info)
     if variant == "int8":
         import torch
 
-        base, tok, info = causal_lm(hub_id, "fp32")
+        base, tok, info = causal_lm(hub_id, "fp32", adapter)
         if base.device.type != "cpu":
             raise ValueError("variant='int8' (torch dynamic quantisation) runs on the CPU only; use fp32 on a GPU")
         with warnings.catch_warnings():  # torch.ao.quantization announces its future move to torchao
             warnings.simplefilter("ignore")
             return Loaded(torch.ao.quantization.quantize_dynamic(base, {torch.nn.Linear}, dtype=torch.qint8), tok, info)
+    if adapter is not None:
+        from peft import PeftModel
+
+        base, tok, info = causal_lm(hub_id, variant)
+        tuned = PeftModel.from_pretrained(copy.deepcopy(base), str(config.ADAPTERS[adapter][0])).merge_and_unload()
+        return Loaded(tuned.eval(), tok, dataclasses.replace(info, adapter=adapter))
     return load_causal_lm(hub_id)
 
 
 causal_lm.cache_clear = _causal_lm.cache_clear  # type: ignore[attr-defined]
+
+
+def engine_label(variant: str) -> str:
+    """How a variant runs, in words: what `configure` prints."""
+    return {"fp32": "transformers", "int8": "transformers, int8 dynamic quantisation",
+            "int4-ort": "onnxruntime-genai, int4 weights", "int8-ort": "onnxruntime-genai, int8 weights"}[variant]
 
 
 def model_label(info: Any) -> str:
@@ -122,7 +152,7 @@ class LocalLLM(CustomLLM):
     model_name: str = Field(default=LLM_ID, description="the model that really runs (stand-in named as such)")
     max_new_tokens: int = Field(default=MAX_NEW_TOKENS, gt=0)
     context_window: int = Field(default=CONTEXT_WINDOW, gt=0)
-    variant: str = Field(default="fp32", description="fp32 or int8 (dynamic quantisation)")
+    variant: str = Field(default="fp32", description="the engine: one of VARIANTS")
     stop: list[str] = Field(default_factory=lambda: list(STOP), description="strings that end generation")
     _model: Any = PrivateAttr()
     _tok: Any = PrivateAttr()
@@ -235,20 +265,21 @@ def llm_kwargs(loaded: Loaded, max_new_tokens: int, context_window: int, stop: S
             "stop": list(stop)}
 
 
-def local_llm(hub_id: str = LLM_ID, max_new_tokens: int = MAX_NEW_TOKENS, variant: str = "fp32",
+def local_llm(hub_id: str = LLM_ID, max_new_tokens: int = MAX_NEW_TOKENS, variant: str | None = None,
               context_window: int = CONTEXT_WINDOW, stop: Sequence[str] = STOP) -> LocalLLM:
     """A llama-index LLM that runs `hub_id` locally (offline: SmolLM2-135M-Instruct).
 
-    The weights come from `causal_lm` (one copy per process, shared by every `local_llm`);
-    `variant="int8"` gives dynamically quantised Linear layers (faster on CPUs, but it degrades
-    SmolLM2's answers badly, see Day 6). Decoding is greedy, at most `max_new_tokens` long, and
+    The weights come from `causal_lm` (one copy per process, shared by every `local_llm`) on the
+    course's engine (`default_variant`: offline, int4 on onnxruntime-genai); `variant="fp32"` is
+    the transformers reference, `variant="int8"` dynamically quantised Linear layers. Decoding is greedy, at most `max_new_tokens` long, and
     ends at any of `stop` (default: a blank line; pass `()` for multi-paragraph output)."""
+    variant = variant or default_variant(hub_id)
     loaded = causal_lm(hub_id, variant)
     return LocalLLM(loaded.model, loaded.tokenizer, variant=variant,
                     **llm_kwargs(loaded, max_new_tokens, context_window, stop))
 
 
-def configure(llm: bool = True, variant: str = "fp32", max_new_tokens: int = MAX_NEW_TOKENS,
+def configure(llm: bool = True, variant: str | None = None, max_new_tokens: int = MAX_NEW_TOKENS,
               chunk_size: int = CHUNK_SIZE, chunk_overlap: int = CHUNK_OVERLAP) -> None:
     """Point llama-index's global `Settings` at local models and the course's chunking:
     `embed_model` = bge-small-en-v1.5 (offline: MiniLM stand-in), `llm` = `local_llm(...)` or, with
@@ -258,7 +289,8 @@ def configure(llm: bool = True, variant: str = "fp32", max_new_tokens: int = MAX
     Settings.embed_model = embed_model()
     if llm:
         Settings.llm = local_llm(max_new_tokens=max_new_tokens, variant=variant)
-        print(f"llm    {LLM_ID} -> {Settings.llm.model_name}, {variant}, on {causal_lm(LLM_ID, variant).model.device},"
+        print(f"llm    {LLM_ID} -> {Settings.llm.model_name}, {engine_label(Settings.llm.variant)}, "
+              f"on {causal_lm(LLM_ID, Settings.llm.variant).model.device},"
               f" greedy, at most {max_new_tokens} new tokens")
     else:
         Settings.llm = NoLLM()

