@@ -8,8 +8,9 @@ Modules, one job each:
     corpus      the handbook, its sections and the golden questions (standard library only)
     llm         the local chat LLM for llama-index, the one model cache, `configure()`
     embeddings  the embedders for llama-index (query cache), one per process
-    engines     the fast CPU engine: SmolLM2 int4 on onnxruntime-genai behind the same generate
-    rag         retrieval metrics (hit@k, MRR, recall) and statistics for comparing pipelines
+    engines     the fast CPU engine: SmolLM2 on onnxruntime-genai behind the same generate
+    rag         retrieval metrics (hit@k, MRR, recall)
+    stats       paired bootstrap intervals and Wilson intervals: when "A beats B" is shown
     grammar     JSON schema -> regex, the constrained-decoding logits processor
     agents      tool specs, one agent step, the tool-use adapter, the function-calling LLM
     facts       gold-fact support of an answer (numbers and names), fact swaps

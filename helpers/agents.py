@@ -118,6 +118,8 @@ class Step:
     seconds: float
     interventions: int = 0
     constrained: bool = True
+    cut_off: bool = False  # the token budget ended inside the call (even after one retry with twice the budget)
+    retried: bool = False
 
 
 def parse_call(text: str) -> tuple[str, dict] | None:
@@ -163,8 +165,14 @@ def choose_call(model: Any, tok: Any, messages: Sequence[dict], specs: Sequence[
     (constrained to valid calls unless `constrained=False`)."""
     specs = [spec_of(s) for s in specs]
     ids = messages_ids(tok, messages, specs, final=final)
-    return generate(model, tok, ids, call_pattern(specs, final=final) if constrained else None,
-                    max_new_tokens=max_new_tokens, **sampling)
+    pattern = call_pattern(specs, final=final) if constrained else None
+    step = generate(model, tok, ids, pattern, max_new_tokens=max_new_tokens, **sampling)
+    if constrained and step.call is None and step.new_tokens >= max_new_tokens:  # cut off inside the call:
+        first = step  # a grammar-constrained call can only be unparsable when the budget ran out; retry once
+        step = generate(model, tok, ids, pattern, max_new_tokens=2 * max_new_tokens, **sampling)
+        step.seconds += first.seconds
+        step.retried, step.cut_off = True, step.call is None
+    return step
 
 
 def choose_calls(model: Any, tok: Any, requests: Sequence[str], specs: Sequence[Any], constrained: bool = True,
@@ -273,6 +281,10 @@ class ToolCallingLLM(FunctionCallingLLM, LocalLLM):
         self.steps.append(step)
         self._stats.append({"prompt_tokens": step.prompt_tokens, "new_tokens": step.new_tokens,
                             "seconds": step.seconds})
+        if step.cut_off:  # never hand a half-written call on as the answer
+            return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=(
+                f"Error: the model's tool call was cut off after {step.new_tokens} tokens and could not be "
+                f"read: {step.text[:60]}...")))
         if step.call is None:  # unconstrained and unreadable: the text is all we have
             return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=step.text))
         name, args = step.call

@@ -65,10 +65,12 @@ _EMBEDDER_IDS: set[str] = set()  # hub ids whose embedder is loaded
 
 
 def embed_model(hub_id: str = EMBED_ID, announce: bool = True) -> CachedEmbedding:
-    """`embedder(hub_id)`, printing once what the id resolved to."""
+    """`embedder(hub_id)`, printing what the id resolved to (once per process, see `models.announce`)."""
+    from .models import announce as say
+
     model = embedder(hub_id)
     if announce:
-        print(("embed  " if model.info.is_original else "embed  NOTE: ") + model.info.describe())
+        say(model.info, "embed  ")
     return model
 
 

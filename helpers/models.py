@@ -143,8 +143,20 @@ def _load(info: Resolved, what: str, loader: Callable[..., Any], *args: Any, **k
         ) from err
 
 
-def _announce(info: Resolved) -> None:
-    print(("" if info.is_original else "NOTE: ") + info.describe())
+_ANNOUNCED: set[tuple[str, str]] = set()  # (requested id, what it resolved to) already printed
+
+
+def announce(info: Resolved, prefix: str = "") -> None:
+    """Print what a hub id resolved to (a stand-in named as such), once per process: the setup
+    cell announces the day's models, and loading them later does not repeat it."""
+    key = (info.requested, info.name)
+    if key in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(key)
+    print(prefix + ("" if info.is_original else "NOTE: ") + info.describe())
+
+
+_announce = announce
 
 
 def load_tokenizer(hub_id: str) -> Loaded:

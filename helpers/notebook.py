@@ -74,7 +74,7 @@ def setup(day: int, models: Iterable[str] = (), threads: int = 2, seed: int = SE
     the library versions and which model each hub id resolves to on this run (nothing is loaded).
 
     Returns a dict with the profile and the `Resolved` records by hub id."""
-    from .models import ModelNotAvailableError, resolve
+    from .models import ModelNotAvailableError, announce, resolve
 
     if os.environ.get(BLOCK_ENV, "").lower() in ("1", "true", "yes", "on"):
         block_network()
@@ -93,7 +93,7 @@ def setup(day: int, models: Iterable[str] = (), threads: int = 2, seed: int = SE
     for hub_id in models:
         try:
             resolved[hub_id] = resolve(hub_id)
-            print("model  " + resolved[hub_id].describe())
+            announce(resolved[hub_id], "model  ")
         except ModelNotAvailableError as exc:
             print(f"model  {hub_id}: NOT AVAILABLE - {exc}")
             raise

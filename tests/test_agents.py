@@ -10,6 +10,7 @@ from typing import Literal, Optional
 import pytest
 import regex
 import torch
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
 from helpers import agents, config, grammar, llm
 from helpers.config import DATA_DIR, REPO_ROOT
@@ -198,3 +199,20 @@ def test_evaluation_requests_are_not_training_requests():
     requests = [json.loads(line).get("request", "") for f in files for line in f.read_text().splitlines() if line.strip()]
     overlap = [r for r in requests if " ".join(r.lower().split()) in generated]
     assert not overlap, f"evaluation requests that the adapter was trained on: {overlap[:3]}"
+
+
+def test_a_call_cut_off_by_the_budget_is_retried_then_reported():
+    _, tok, _ = agents.load_tool_model(adapter=False)
+    cut = '{"name": "search", "arguments": {"query": "a very long query that goes on and on'
+    whole = agents.call_text("search", {"query": "top-p", "document": "decoding"})
+    retried = agents.ToolCallingLLM(ScriptedModel(tok, [cut, whole]), tok, stop=[], max_new_tokens=8)
+    from llama_index.core.tools import FunctionTool
+
+    tools = [FunctionTool.from_defaults(fn=search)]
+    reply = retried.chat([ChatMessage(role=MessageRole.USER, content="What is top-p?")], tools=tools)
+    assert reply.message.additional_kwargs["tool_calls"][0]["name"] == "search"
+    assert retried.steps[-1].retried and not retried.steps[-1].cut_off
+    failed = agents.ToolCallingLLM(ScriptedModel(tok, [cut, cut]), tok, stop=[], max_new_tokens=8)
+    reply = failed.chat([ChatMessage(role=MessageRole.USER, content="What is top-p?")], tools=tools)
+    assert reply.message.content.startswith("Error: the model's tool call was cut off"), reply.message.content
+    assert failed.steps[-1].cut_off

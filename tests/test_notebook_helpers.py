@@ -53,13 +53,22 @@ def test_plot_attention_labels_axes():
         helpers.plot_attention(np.eye(3), ["a", "b"])
 
 
-def test_plot_attention_grid():
-    fig = helpers.plot_attention_grid(np.random.rand(6, 4, 4), list("wxyz"), ncols=4)
-    assert len([a for a in fig.axes if a.images]) == 6
+def test_plot_attention_grid_shares_one_colour_scale():
+    weights = np.random.rand(6, 4, 4)
+    weights[2] *= 0.1  # a diffuse head must look pale, not be stretched to its own maximum
+    fig = helpers.plot_attention_grid(weights, list("wxyz"), ncols=4)
+    images = [a.images[0] for a in fig.axes if a.images]
+    assert len(images) == 6
+    assert {im.get_clim() for im in images} == {(0.0, weights.max())}, "one colour bar needs one scale"
 
 
 def test_setup_prints_profile_and_models(capsys):
+    from helpers import models
+
+    models._ANNOUNCED.clear()
     run = helpers.setup(day=0, models=["gpt2"])
     out = capsys.readouterr().out
     assert run["profile"] == "offline" and "Day 0 | profile: offline" in out
-    assert "STAND-IN" in out
+    assert out.count("STAND-IN") == 1
+    helpers.load_causal_lm("gpt2")
+    assert "STAND-IN" not in capsys.readouterr().out, "the stand-in note is printed once per process"
