@@ -63,8 +63,10 @@ def run(nb_path: Path, timeout: int = 600, write: bool = True) -> int:
         rc = 1
     import resource
 
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the kernel, once it has exited
-    print(f"{'ran' if rc == 0 else 'ERROR in'} {nb_path.name} in {elapsed:.0f} s (kernel peak RSS {peak:.0f} MiB)")
+    kernel = resource.getrusage(resource.RUSAGE_CHILDREN)  # the kernel, once it has exited
+    peak, cpu = kernel.ru_maxrss / 1024, kernel.ru_utime + kernel.ru_stime
+    print(f"{'ran' if rc == 0 else 'ERROR in'} {nb_path.name} in {elapsed:.0f} s "
+          f"(kernel CPU {cpu:.0f} s, kernel peak RSS {peak:.0f} MiB)")
     return rc
 
 
