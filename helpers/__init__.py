@@ -42,7 +42,8 @@ from .config import DATA_DIR, MODELS_DIR, REPO_ROOT  # noqa: E402
 
 _LAZY = {
     "models": ("Loaded", "ModelNotAvailableError", "Resolved", "device", "load_causal_lm", "load_clip",
-               "load_config", "load_encoder", "load_sentence_model", "load_tokenizer", "meta_model", "resolve"),
+               "load_config", "load_encoder", "load_sentence_model", "load_seq2seq", "load_tokenizer", "meta_model",
+               "resolve"),
     "generation": ("chat_ids", "generate_chat"),
     "notebook": ("best_of", "expect", "report", "seed_everything", "setup", "timer"),
     "plots": ("plot_attention", "plot_attention_grid"),

