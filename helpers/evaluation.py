@@ -9,28 +9,42 @@ a groundedness sanity test, and recording a llama-index query engine into a thro
 
 Every score is in [0, 1]. A cosine similarity `c` becomes a score through a logistic map
 `sigmoid(a * c + b)`, with (a, b) fitted per feedback on the dev split only (`calibrate`), so a
-score reads as "how likely a dev pair with this similarity was a matching pair".
+score reads as "how likely a dev pair with this similarity was a matching pair". The mismatched
+pairs are hard negatives (`calibration_pairs`): a wrong section of the same document, and the
+answer to another question on the same document (right topic, wrong fact).
+
+What the judge can tell is measured, not assumed: `judge_validity` scores real and written-wrong
+answers and reports, per feedback, the ROC AUC and Spearman correlation against correctness
+(gold-fact support, `facts.fact_support(gold_answer, answer)`).
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import math
+import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from trulens.core.feedback.provider import Provider
 
 from .config import CACHE_DIR, DEFAULT_EMBEDDER
-from .corpus import gold_context
+from .corpus import doc_text, gold_context, gold_refs, normalise, parse_headings, section_texts
 from .embeddings import sentence_model
-from .facts import fact_support, split_sentences, swap_facts
+from .facts import fact_support, facts, split_sentences, swap_facts
 
 SENTENCE_MODEL_ID = DEFAULT_EMBEDDER
 FEEDBACKS = ("context_relevance", "groundedness", "answer_relevance")
-# (a, b) of sigmoid(a * cosine + b), fitted by `calibrate(corpus.load_questions("dev"))`
-# (balanced logistic regression, matching vs mismatched dev pairs; see `calibration_pairs`).
+# (a, b) of sigmoid(a * cosine + b), fitted by `calibrate(corpus.load_questions("dev"))` (logistic
+# regression, classes weighted equally, matching vs hard-negative dev pairs; see `calibration_pairs`).
 CALIBRATION: dict[str, tuple[float, float]] = {
+    "context_relevance": (16.73, -8.54),
+    "groundedness": (8.1, -3.48),
+    "answer_relevance": (10.05, -2.72),
+}
+# The first calibration, on easy negatives (another document): `calibrate(dev, negatives="easy")`.
+CALIBRATION_EASY: dict[str, tuple[float, float]] = {
     "context_relevance": (24.27, -10.48),
     "groundedness": (12.55, -4.69),
     "answer_relevance": (12.01, -2.37),
@@ -148,41 +162,109 @@ def _partner(questions: list[dict], i: int) -> dict:
     raise ValueError("need questions from at least two documents")
 
 
-def calibration_pairs(questions: Iterable[dict]) -> dict[str, tuple[list[float], list[int]]]:
-    """Raw cosines and labels (1 matching, 0 mismatched) per feedback, from answerable questions:
-    context_relevance: question vs its gold section / another document's gold section;
-    groundedness: gold answer vs its gold section(s) / another document's section;
-    answer_relevance: question vs its gold answer / another document's question's answer."""
+def _gold_sections(q: dict) -> set[tuple[str, str]]:
+    pairs = {(q["doc"], q["section"])}
+    if q.get("second"):
+        pairs.add((q["second"]["doc"], q["second"]["section"]))
+    return pairs
+
+
+def _holds_gold(text: str, q: dict) -> bool:
+    body = normalise(text)
+    return any(normalise(sentence) in body for _, sentence in gold_refs(q))
+
+
+def wrong_section(q: dict) -> str | None:
+    """A hard negative context for `q`: the first ``##`` section after its gold section (cyclically)
+    in the same document that holds none of its gold sentences; None if the document has no other."""
+    text = doc_text(q["doc"])
+    heads = [title for level, title, _ in parse_headings(text) if level == 2]
+    bodies = section_texts(text)
+    start = heads.index(q["section"]) if q["section"] in heads else -1
+    for step in range(1, len(heads) + 1):
+        title = heads[(start + step) % len(heads)]
+        body = bodies[title][0]
+        if (q["doc"], title) not in _gold_sections(q) and len(body.split()) >= 20 and not _holds_gold(body, q):
+            return body
+    return None
+
+
+def same_topic_partner(questions: list[dict], i: int) -> dict | None:
+    """Right topic, wrong fact: the next question (cyclically) on the same document whose gold
+    section differs from question i's and whose answer shares none of its gold sentences; None if none."""
+    q, n = questions[i], len(questions)
+    for step in range(1, n):
+        other = questions[(i + step) % n]
+        if (other["doc"] == q["doc"] and other.get("gold_sentence") and not _gold_sections(other) & _gold_sections(q)
+                and normalise(other["answer"]) != normalise(q["answer"])):
+            return other
+    return None
+
+
+def calibration_pairs(questions: Iterable[dict], negatives: str = "hard") -> dict[str, tuple[list[float], list[int]]]:
+    """Raw cosines and labels (1 matching, 0 mismatched) per feedback, from answerable questions.
+
+    negatives="hard" (the default, what CALIBRATION holds): mismatches a judge must really tell apart
+      context_relevance: question vs its gold section / a wrong section of the same document;
+      groundedness: gold answer vs its gold section(s) / a wrong section of the same document, and the
+        answer to another question on the same document vs this question's gold section;
+      answer_relevance: question vs its gold answer and its gold sentence (an answer in a full sentence) /
+        the gold answer and the gold sentence of another question on the same document.
+    negatives="easy" (the course's first calibration): the partner comes from another document, which
+    any on-topic text beats ("France is in Europe." scored 0.997 answer relevance to "What is the capital
+    of France?")."""
+    if negatives not in ("hard", "easy"):
+        raise ValueError(f"negatives must be 'hard' or 'easy', not {negatives!r}")
     qs = [q for q in questions if q.get("gold_sentence")]
-    prefetch([q["question"] for q in qs] + [q["answer"] for q in qs], [gold_context(q) for q in qs])
-    prefetch([s for q in qs for s in split_sentences(q["answer"])])
     out: dict[str, tuple[list[float], list[int]]] = {name: ([], []) for name in FEEDBACKS}
-    for i, q in enumerate(qs):
-        other = _partner(qs, i)
-        pairs = {
-            "context_relevance": [(raw_context_relevance(q["question"], gold_context(q)), 1),
-                                  (raw_context_relevance(q["question"], gold_context(other)), 0)],
-            "groundedness": [(_mean(raw_groundedness(gold_context(q), q["answer"])), 1),
-                             (_mean(raw_groundedness(gold_context(other), q["answer"])), 0)],
-            "answer_relevance": [(raw_answer_relevance(q["question"], q["answer"]), 1),
-                                 (raw_answer_relevance(q["question"], other["answer"]), 0)],
-        }
-        for name, rows in pairs.items():
-            for cosine, label in rows:
-                out[name][0].append(cosine)
-                out[name][1].append(label)
+    rows: list[tuple[str, float, int]] = []
+    if negatives == "easy":
+        prefetch([q["question"] for q in qs] + [q["answer"] for q in qs], [gold_context(q) for q in qs])
+        prefetch([s for q in qs for s in split_sentences(q["answer"])])
+        for i, q in enumerate(qs):
+            other = _partner(qs, i)
+            rows += [("context_relevance", raw_context_relevance(q["question"], gold_context(q)), 1),
+                     ("context_relevance", raw_context_relevance(q["question"], gold_context(other)), 0),
+                     ("groundedness", _mean(raw_groundedness(gold_context(q), q["answer"])), 1),
+                     ("groundedness", _mean(raw_groundedness(gold_context(other), q["answer"])), 0),
+                     ("answer_relevance", raw_answer_relevance(q["question"], q["answer"]), 1),
+                     ("answer_relevance", raw_answer_relevance(q["question"], other["answer"]), 0)]
+    else:
+        wrong = [wrong_section(q) for q in qs]
+        partners = [same_topic_partner(qs, i) for i in range(len(qs))]
+        prefetch([q["question"] for q in qs] + [s for q in qs for s in split_sentences(q["answer"]) or [q["answer"]]]
+                 + [q["answer"] for q in qs] + [q["gold_sentence"] for q in qs],
+                 [gold_context(q) for q in qs] + [w for w in wrong if w])
+        for q, w, p in zip(qs, wrong, partners):
+            context = gold_context(q)
+            rows += [("context_relevance", raw_context_relevance(q["question"], context), 1),
+                     ("groundedness", _mean(raw_groundedness(context, q["answer"])), 1),
+                     ("answer_relevance", raw_answer_relevance(q["question"], q["answer"]), 1),
+                     ("answer_relevance", raw_answer_relevance(q["question"], q["gold_sentence"]), 1)]
+            if w:
+                rows += [("context_relevance", raw_context_relevance(q["question"], w), 0),
+                         ("groundedness", _mean(raw_groundedness(w, q["answer"])), 0)]
+            if p:
+                rows += [("groundedness", _mean(raw_groundedness(context, p["answer"])), 0),
+                         ("answer_relevance", raw_answer_relevance(q["question"], p["answer"]), 0),
+                         ("answer_relevance", raw_answer_relevance(q["question"], p["gold_sentence"]), 0)]
+    for name, cosine, label in rows:
+        out[name][0].append(cosine)
+        out[name][1].append(label)
     return out
 
 
-def calibrate(questions: Iterable[dict]) -> dict[str, tuple[float, float]]:
-    """Fit (a, b) of sigmoid(a * cosine + b) per feedback by logistic regression on
-    `calibration_pairs(questions)`. Use the dev split only; the result is what CALIBRATION holds."""
+def calibrate(questions: Iterable[dict], negatives: str = "hard") -> dict[str, tuple[float, float]]:
+    """Fit (a, b) of sigmoid(a * cosine + b) per feedback by logistic regression (classes weighted
+    equally) on `calibration_pairs(questions, negatives)`. Use the dev split only; with the default
+    hard negatives the result is what CALIBRATION holds."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     fitted = {}
-    for name, (x, y) in calibration_pairs(questions).items():
-        model = LogisticRegression(C=100.0).fit(np.array(x).reshape(-1, 1), np.array(y))
+    for name, (x, y) in calibration_pairs(questions, negatives).items():
+        weight = "balanced" if negatives == "hard" else None
+        model = LogisticRegression(C=100.0, class_weight=weight).fit(np.array(x).reshape(-1, 1), np.array(y))
         fitted[name] = (round(float(model.coef_[0, 0]), 2), round(float(model.intercept_[0]), 2))
     return fitted
 
@@ -224,6 +306,95 @@ def groundedness_separation(provider: Any, questions: Iterable[dict],
             "auc": float(roc_auc_score([1] * len(f) + [0] * len(s), f + s)),
         }
     return out
+
+
+# --------------------------------------------------------------------------- does the judge see correctness?
+def _plain(text: str) -> str:
+    text = re.sub(r"^\s*(title:|the answer is:?)\s*", "", text.strip(), flags=re.I)
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+@lru_cache(maxsize=1)
+def _handbook_headings() -> frozenset[str]:
+    from .corpus import handbook_files
+
+    return frozenset(_plain(title) for path in handbook_files()
+                     for _, title, _ in parse_headings(path.read_text(encoding="utf-8")))
+
+
+def title_only(answer: str, context: str = "") -> bool:
+    """True when `answer` is nothing but a heading: a document title or section heading of the
+    handbook, or a heading line or "title: ..." line of `context` (ignoring case, punctuation and a
+    leading "The answer is"). A small model copies one when it has nothing to say; the triad rates
+    such an answer as on topic and grounded, though it states no fact."""
+    plain = _plain(answer)
+    if not plain:
+        return False
+    local = {_plain(line.lstrip("#")) for line in context.splitlines()
+             if line.lstrip().startswith("#") or line.lower().startswith("title:")}
+    return plain in _handbook_headings() or plain in local
+
+
+def written_answers(q: dict, questions: Sequence[dict]) -> list[dict]:
+    """Answers to `q` whose correctness is known by construction, for `judge_validity`:
+    "gold" (the gold answer: right), "swapped fact" (`swap_facts`: one number or name changed),
+    "same topic" (the gold answer of another question on the same document, another section:
+    right topic, wrong fact) and "title only" (the heading of the gold section). Kinds that cannot
+    be built for `q` are left out."""
+    out = [{"kind": "gold", "answer": q["answer"]}]
+    swapped = swap_facts(q["answer"], gold_context(q))
+    if swapped:
+        out.append({"kind": "swapped fact", "answer": swapped})
+    pool = [p for p in questions if p.get("gold_sentence")]
+    if q in pool:
+        partner = same_topic_partner(pool, pool.index(q))
+        if partner:
+            out.append({"kind": "same topic", "answer": partner["answer"]})
+    out.append({"kind": "title only", "answer": q["section"] + "."})
+    return out
+
+
+def judge_validity(provider: Any, rows: Iterable[dict], n_boot: int = 1000, seed: int = 0) -> tuple[Any, Any]:
+    """Does each triad score track correctness? `rows`: dicts with question, context, answer and gold
+    (the gold answer), plus any extra columns (e.g. kind, engine). Rows whose gold answer states no
+    number or name are dropped (their support is 1 whatever the answer says).
+
+    Correctness is gold-fact support, `facts.fact_support(gold, answer)`: the share of the gold
+    answer's numbers and names that the answer states; "correct" means all of them. Returns
+    (scored, table): every row with its three scores, support, correct and title_only; and per
+    feedback: n, correct answers, the ROC AUC of the score for correct vs not, a 95 % bootstrap
+    interval of that AUC (rows resampled), and the Spearman rank correlation with support."""
+    import numpy as np
+    import pandas as pd
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    data = pd.DataFrame([dict(r) for r in rows if facts(r["gold"])])
+    if data.empty:
+        raise ValueError("no row whose gold answer states a number or a name")
+    prefetch(list(data["question"]) + [s for a in data["answer"] for s in split_sentences(a) or [a]], list(data["context"]))
+    data["Context Relevance"] = [provider.context_relevance(q, c) for q, c in zip(data["question"], data["context"])]
+    data["Groundedness"] = [provider.groundedness(c, a) for c, a in zip(data["context"], data["answer"])]
+    data["Answer Relevance"] = [provider.answer_relevance(q, a) for q, a in zip(data["question"], data["answer"])]
+    data["support"] = [fact_support(g, a) for g, a in zip(data["gold"], data["answer"])]
+    data["correct"] = data["support"] == 1.0
+    data["title_only"] = [title_only(a, c) for a, c in zip(data["answer"], data["context"])]
+    y = data["correct"].to_numpy()
+    if y.all() or not y.any():
+        raise ValueError("need both correct and wrong answers to measure an AUC")
+    rng = np.random.default_rng(seed)
+    table = {}
+    for name in ("Groundedness", "Answer Relevance", "Context Relevance"):
+        x = data[name].to_numpy()
+        boots = []
+        for _ in range(n_boot):
+            i = rng.integers(0, len(x), len(x))
+            if 0 < y[i].sum() < len(i):
+                boots.append(roc_auc_score(y[i], x[i]))
+        table[name] = {"n": len(x), "correct": int(y.sum()), "auc": float(roc_auc_score(y, x)),
+                       "auc_low": float(np.percentile(boots, 2.5)), "auc_high": float(np.percentile(boots, 97.5)),
+                       "spearman": float(spearmanr(x, data["support"]).statistic)}
+    return data, pd.DataFrame(table).T
 
 
 # --------------------------------------------------------------------------- TruLens recording

@@ -134,3 +134,35 @@ def _first_section(doc: str) -> str:
 
     text = (corpus.HANDBOOK_DIR / doc).read_text(encoding="utf-8")
     return re.search(r"^## (.+)$", text, re.M).group(1).strip()
+
+
+def test_calibration_uses_hard_negatives(dev):
+    qs = [q for q in dev if q.get("gold_sentence")]
+    q = next(q for q in qs if q["type"] == "fact")
+    wrong = evaluation.wrong_section(q)
+    assert wrong and wrong in corpus.doc_text(q["doc"]), "the hard negative context comes from the same document"
+    assert corpus.normalise(q["gold_sentence"]) not in corpus.normalise(wrong), "a hard negative must not hold the answer"
+    partner = evaluation.same_topic_partner(qs, qs.index(q))
+    assert partner["doc"] == q["doc"] and partner["section"] != q["section"], partner
+    with pytest.raises(ValueError):
+        evaluation.calibration_pairs(dev, negatives="medium")
+
+
+def test_title_only_flags_headings_not_facts():
+    assert evaluation.title_only("The Base Model Configuration.")
+    assert evaluation.title_only("title: The Transformer Architecture")
+    assert evaluation.title_only("Office Hours", context="# Notice\n\n## Office Hours\n\nThursdays.")
+    assert not evaluation.title_only("The answer is 4,000.")
+    assert not evaluation.title_only("The base model used 4,000 warmup steps.")
+
+
+def test_judge_validity_orders_written_answers(dev):
+    qs = [q for q in dev if q["type"] == "fact"][:6]
+    rows = [{**w, "question": q["question"], "context": corpus.gold_context(q), "gold": q["answer"]}
+            for q in qs for w in evaluation.written_answers(q, dev)]
+    assert {r["kind"] for r in rows} == {"gold", "swapped fact", "same topic", "title only"}
+    scored, table = evaluation.judge_validity(evaluation.LocalProvider(), rows, n_boot=50)
+    assert set(table.index) == {"Groundedness", "Answer Relevance", "Context Relevance"}
+    assert table.loc["Groundedness", "auc"] > 0.7, table  # the fact check separates gold from swapped answers
+    assert scored[scored.kind == "title only"]["title_only"].all() and not scored[scored.kind == "gold"]["title_only"].any()
+    assert (scored[scored.kind == "gold"]["correct"]).all() and not scored[scored.kind == "same topic"]["correct"].any()
