@@ -58,7 +58,7 @@ class OrtCausalLM:
         self.eos_token_id = int(genai["model"]["eos_token_id"])
         self.device = torch.device("cpu")
         self.last_seconds: dict[str, float] = {}
-        self.reuse_prefix = True  # keep the last prompt's KV cache and reuse its shared prefix
+        self.reuse_prefix = True  # keep the last prompt's KV cache and reuse its shared prefix (see _prefilled)
         self._generator: Any = None
         self._cached: list[int] = []  # prompt tokens whose keys and values the generator holds
         self._capacity = 0
@@ -115,7 +115,10 @@ class OrtCausalLM:
     def _prefilled(self, prompt: list[int], max_new_tokens: int) -> Any:
         """A generator that has read `prompt`. When the previous prompt shares a prefix with it (a
         system prompt, a tool list, a conversation so far), the generator rewinds to the end of that
-        prefix and reads only the rest: the KV cache of Day 4, kept across calls."""
+        prefix and reads only the rest: the KV cache of Day 4, kept across calls. The rest is then
+        computed in a batch of another shape than a fresh prefill would use, so logits can differ
+        in the last bits and a near-tie can flip a greedy token (`reuse_prefix = False` for
+        bit-equal runs)."""
         og = self._og
         shared = 0
         if self.reuse_prefix and self._generator is not None and len(prompt) + max_new_tokens <= self._capacity:
