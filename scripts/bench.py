@@ -3,6 +3,7 @@
 
     python scripts/bench.py llm          # -> benchmarks/llm.csv
     python scripts/bench.py notebooks    # -> benchmarks/notebooks.csv (each notebook run alone, offline)
+    python scripts/bench.py notebooks --write   # the same, storing each notebook's outputs
 
 llm.csv, one row per engine of the SmolLM2 stand-in (fp32 transformers is the reference):
 decode tokens/s (64 greedy tokens after a chat prompt), prefill ms per 1,000 prompt tokens,
@@ -131,7 +132,8 @@ def bench_llm() -> list[dict]:
     return rows
 
 
-def bench_notebooks() -> list[dict]:
+def bench_notebooks(write: bool = False) -> list[dict]:
+    """Each notebook run alone; with `write`, its outputs are stored (the committed run)."""
     import re
 
     rows = []
@@ -139,7 +141,7 @@ def bench_notebooks() -> list[dict]:
         load = os.getloadavg()[0]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "nb.py"), "check", str(path)],
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "nb.py"), "run" if write else "check", str(path)],
                               capture_output=True, text=True)
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -164,11 +166,12 @@ def write(rows: list[dict], name: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    what = argv or ["llm", "notebooks"]
+    write = "--write" in argv
+    what = [a for a in argv if a != "--write"] or ["llm", "notebooks"]
     if "llm" in what:
         write(bench_llm(), "llm.csv")
     if "notebooks" in what:
-        rows = bench_notebooks()
+        rows = bench_notebooks(write)
         write(rows, "notebooks.csv")
         walls = [r["wall_s"] for r in rows]
         print(f"notebooks: max {max(walls):.0f} s, median {statistics.median(walls):.0f} s, total {sum(walls):.0f} s")

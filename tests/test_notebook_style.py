@@ -57,3 +57,37 @@ def test_house_style(path: Path):
     assert not MACHINE_PATH.search(texts), f"machine path in outputs: {MACHINE_PATH.search(texts).group(0)}"
     assert any("image/png" in o.get("data", {}) for o in outs), "no figure"
     assert re.search(r"^RESULT\s+\S+\s+=", texts, re.M), "no RESULT line"
+
+
+def _asserts(source: str) -> list:  # type: ignore[type-arg]
+    import ast
+
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    tree = compile("\n".join(lines), "<cell>", "exec", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Assert)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_checks_can_fail_and_say_what_they_catch(path: Path):
+    """The mechanical part of "Checks that can fail" (NOTEBOOK_STYLE.md): every assert names the
+    wrong result it would catch (a message), and none compares a value with itself or tests a
+    constant. The rest (a value against the expression it came from, ranges a function always
+    returns) needs a reader."""
+    import ast
+
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    problems = []
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] != "code" or "assert" not in _text(cell["source"]):
+            continue
+        for node in _asserts(_text(cell["source"])):
+            where = f"cell {i} line {node.lineno}"
+            if node.msg is None:
+                problems.append(f"{where}: assert without a message naming the wrong result it catches")
+            if isinstance(node.test, ast.Constant):
+                problems.append(f"{where}: asserts a constant")
+            if isinstance(node.test, ast.Compare):
+                sides = [ast.dump(node.test.left)] + [ast.dump(c) for c in node.test.comparators]
+                if len(set(sides)) < len(sides):
+                    problems.append(f"{where}: compares a value with itself")
+    assert not problems, "\n".join(problems)
