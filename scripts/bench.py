@@ -166,12 +166,12 @@ def write(rows: list[dict], name: str) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    write = "--write" in argv
+    store = "--write" in argv
     what = [a for a in argv if a != "--write"] or ["llm", "notebooks"]
     if "llm" in what:
         write(bench_llm(), "llm.csv")
     if "notebooks" in what:
-        rows = bench_notebooks(write)
+        rows = bench_notebooks(store)
         write(rows, "notebooks.csv")
         walls = [r["wall_s"] for r in rows]
         print(f"notebooks: max {max(walls):.0f} s, median {statistics.median(walls):.0f} s, total {sum(walls):.0f} s")
