@@ -166,3 +166,11 @@ def test_judge_validity_orders_written_answers(dev):
     assert table.loc["Groundedness", "auc"] > 0.7, table  # the fact check separates gold from swapped answers
     assert scored[scored.kind == "title only"]["title_only"].all() and not scored[scored.kind == "gold"]["title_only"].any()
     assert (scored[scored.kind == "gold"]["correct"]).all() and not scored[scored.kind == "same topic"]["correct"].any()
+
+
+def test_stored_calibration_is_the_dev_fit(dev):
+    """The constants the offline judge uses are what `calibrate` fits on dev with hard negatives
+    (moved here from Day 6: a reproducibility check, not a lesson)."""
+    fitted = evaluation.calibrate(dev)
+    for name, (a, b) in evaluation.CALIBRATION.items():
+        assert abs(a - fitted[name][0]) < 0.1 and abs(b - fitted[name][1]) < 0.1, f"{name}: stored {a, b}, dev fit {fitted[name]}"
