@@ -1,5 +1,6 @@
-"""A fast CPU engine for the local chat model: SmolLM2 exported to ONNX with int4 weights and run
-by onnxruntime-genai, behind the `generate` call the rest of the course already makes.
+"""The fast CPU engine of the local models: SmolLM2 exported to ONNX with int4 weights (chat) or
+int8 weights (the tool model, plain and with its adapter merged in) and run by onnxruntime-genai,
+behind the `generate` call the rest of the course already makes; `llm.default_variant` picks it.
 
     loaded = llm.causal_lm(variant="int4-ort")     # OrtCausalLM, the same tokenizer, the same info
     generation.generate_chat(loaded.model, loaded.tokenizer, "What is a KV cache?")
@@ -9,7 +10,8 @@ course (prompt ids, `max_new_tokens`, `logits_processor` such as the call gramma
 with a tokenizer, `stopping_criteria`, a `streamer`) and returns prompt + new ids as a tensor, so `LocalLLM`,
 `agents.choose_call` and `generation.generate_chat` run on it unchanged. Logits processors work
 through onnxruntime-genai's `get_logits`/`set_logits` (one numpy round trip per token).
-`make models` builds the folder (`helpers.prepare.prepare_ort`).
+The engine keeps the previous prompt's KV cache and reuses the longest shared prefix (see
+`_prefilled`). `make models` builds the folders (`helpers.prepare.prepare_ort`).
 """
 from __future__ import annotations
 

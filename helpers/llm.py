@@ -5,7 +5,7 @@
     llm.configure()                     # Settings.embed_model and Settings.llm point at local models
     answer = llm.local_llm(max_new_tokens=48).complete("What is a KV cache?")
 
-One model cache for the whole course: `causal_lm` (a chat model, optionally int8, int4 on
+One model cache for the whole course: `causal_lm` (a chat model on the course's engine, or int8, int4/int8 on
 onnxruntime-genai, or with a LoRA adapter merged into a copy) and `embeddings.embedder` load
 each model once per process, whoever asks.
 Nothing here can reach OpenAI: `configure` sets both `Settings.embed_model` and `Settings.llm`
