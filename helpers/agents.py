@@ -325,7 +325,8 @@ def tool_llm(hub_id: str | None = None, adapter: bool = True, constrained: bool 
              max_new_tokens: int = 96, variant: str | None = None) -> ToolCallingLLM:
     """The tool model as a llama-index `FunctionCallingLLM` (for `FunctionAgent`, `AgentWorkflow`,
     `llm.predict_and_call`). Every step is kept in `.steps`."""
+    hub_id = hub_id or LLM_ID
+    variant = variant or default_variant(hub_id, tools=True)  # resolved once, passed on and recorded
     loaded = load_tool_model(hub_id, adapter, variant)
-    engine = variant or default_variant(hub_id or LLM_ID, tools=True)
-    return ToolCallingLLM(loaded.model, loaded.tokenizer, constrained=constrained, variant=engine,
+    return ToolCallingLLM(loaded.model, loaded.tokenizer, constrained=constrained, variant=variant,
                           **llm_kwargs(loaded, max_new_tokens, 2048, stop=()))
