@@ -10,6 +10,7 @@ Modules, one job each:
     embeddings  the embedders for llama-index (query cache), one per process
     engines     the fast CPU engine: SmolLM2 on onnxruntime-genai behind the same generate
     rag         retrieval metrics (hit@k, MRR, recall)
+    bm25        BM25 from scratch as a llama-index retriever (Days 6 and 16)
     stats       paired bootstrap intervals and Wilson intervals: when "A beats B" is shown
     grammar     JSON schema -> regex, the constrained-decoding logits processor
     agents      tool specs, one agent step, the tool-use adapter, the function-calling LLM
@@ -42,7 +43,7 @@ from .config import DATA_DIR, MODELS_DIR, REPO_ROOT  # noqa: E402
 
 _LAZY = {
     "models": ("Loaded", "ModelNotAvailableError", "Resolved", "device", "load_causal_lm", "load_clip",
-               "load_config", "load_encoder", "load_sentence_model", "load_seq2seq", "load_tokenizer", "meta_model",
+               "load_config", "load_encoder", "load_sentence_model", "load_seq2seq", "load_speech", "load_tokenizer", "meta_model",
                "resolve"),
     "generation": ("chat_ids", "generate_chat"),
     "notebook": ("best_of", "expect", "report", "seed_everything", "setup", "timer"),

@@ -309,6 +309,21 @@ def groundedness_separation(provider: Any, questions: Iterable[dict],
 
 
 # --------------------------------------------------------------------------- does the judge see correctness?
+def auc(labels: Any, scores: Any) -> float:
+    """ROC AUC of `scores` for the positive `labels` (Mann-Whitney: ties count one half), equal to
+    sklearn's `roc_auc_score` and fast enough for a bootstrap of thousands of resamples."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    y = np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("the AUC needs both positive and negative labels")
+    ranks = rankdata(np.asarray(scores, dtype=float))
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+
 def _plain(text: str) -> str:
     text = re.sub(r"^\s*(title:|the answer is:?)\s*", "", text.strip(), flags=re.I)
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
@@ -390,7 +405,7 @@ def judge_validity(provider: Any, rows: Iterable[dict], n_boot: int = 1000, seed
         for _ in range(n_boot):
             i = rng.integers(0, len(x), len(x))
             if 0 < y[i].sum() < len(i):
-                boots.append(roc_auc_score(y[i], x[i]))
+                boots.append(auc(y[i], x[i]))
         table[name] = {"n": len(x), "correct": int(y.sum()), "auc": float(roc_auc_score(y, x)),
                        "auc_low": float(np.percentile(boots, 2.5)), "auc_high": float(np.percentile(boots, 97.5)),
                        "spearman": float(spearmanr(x, data["support"]).statistic)}

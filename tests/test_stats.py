@@ -29,3 +29,17 @@ def test_wilson_interval_and_bad_input():
         stats.paired_bootstrap([1, 0], [1])
     with pytest.raises(ValueError):
         stats.proportion_interval(6, 5)
+
+
+def test_fast_auc_equals_sklearn_with_ties():
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from helpers.evaluation import auc
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200).astype(bool)
+    x = np.round(rng.random(200) + 0.3 * y, 1)  # rounded: many ties
+    assert abs(auc(y, x) - roc_auc_score(y, x)) < 1e-12
+    with pytest.raises(ValueError, match="both positive and negative"):
+        auc([True, True], [0.1, 0.2])
