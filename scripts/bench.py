@@ -225,7 +225,7 @@ def main(argv: list[str]) -> int:
         if only:  # merge into the rows of the last full run
             fresh = {r["notebook"]: r for r in rows}
             old = list(csv.DictReader((OUT / "notebooks.csv").open()))
-            rows = [fresh.pop(r["notebook"], r) for r in old] + list(fresh.values())
+            rows = sorted([fresh.pop(r["notebook"], r) for r in old] + list(fresh.values()), key=lambda r: r["notebook"])
             for r in rows:
                 r["wall_s"] = float(r["wall_s"])
         write(rows, "notebooks.csv")
