@@ -34,9 +34,10 @@ system:
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# torch first and alone, pinned: a wheel already on this machine's disk (pip's find-links)
-	# without asking any index, else the CPU build from $(or $(TORCH_INDEX),PyPI)
-	$(BIN)/python -m pip install --quiet --no-index torch==$(TORCH_VERSION) 2>/dev/null || \
+	# torch first and alone, pinned: a wheel already on this machine's disk (pip's find-links; its
+	# small dependencies then come from the usual index), else the CPU build from $(or $(TORCH_INDEX),PyPI)
+	( $(BIN)/python -m pip install --quiet --no-index --no-deps torch==$(TORCH_VERSION) 2>/dev/null && \
+	  $(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) ) || \
 	  $(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) $(TORCH_INDEX)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	@touch $@
