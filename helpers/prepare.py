@@ -237,7 +237,7 @@ def prepare_reranker() -> Path:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     prepare_minilm()  # its starting weights
-    _log("training the course's cross-encoder reranker from all-MiniLM-L6-v2 (about 1-2 CPU minutes, once)")
+    _log("training the course's cross-encoder reranker from all-MiniLM-L6-v2 (about 2-3 minutes on 2 cores, once)")
     return module.build(final)
 
 

@@ -1,4 +1,4 @@
-"""Train the course's offline cross-encoder reranker from all-MiniLM-L6-v2 (deterministic, ~1-2 CPU minutes).
+"""Train the course's offline cross-encoder reranker from all-MiniLM-L6-v2 (deterministic, about 2-3 minutes on 2 cores).
 
     python scripts/train_reranker.py                          # -> models/_offline/minilm-reranker-handbook/
     python scripts/train_reranker.py --steps 20 --out /tmp/r  # a quick try
