@@ -133,6 +133,8 @@ DEFAULT_LLM = "microsoft/Phi-3-mini-4k-instruct"
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 DEFAULT_SEQ2SEQ = "google-t5/t5-small"  # the encoder-decoder of Days 1 and 5
+DEFAULT_RERANKER = "cross-encoder/ms-marco-MiniLM-L-6-v2"  # Day 20; offline: the course-trained stand-in
+DEFAULT_SPEECH = "openai/whisper-tiny.en"  # Day 28; offline: the same weights for faster-whisper
 # The embedder of the RAG days (the notes use bge-small; offline: the MiniLM stand-in, also 384-d).
 RAG_EMBEDDER = "BAAI/bge-small-en-v1.5"
 

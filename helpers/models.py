@@ -258,7 +258,7 @@ def load_sentence_model(hub_id: str = config.DEFAULT_EMBEDDER) -> Loaded:
     return Loaded(model, model.tokenizer, info)
 
 
-def load_cross_encoder(hub_id: str = "cross-encoder/ms-marco-MiniLM-L-6-v2", max_length: int | None = None) -> Loaded:
+def load_cross_encoder(hub_id: str = config.DEFAULT_RERANKER, max_length: int | None = None) -> Loaded:
     """A sentence-transformers `CrossEncoder` reranker (tokenizer slot: its tokenizer). Offline, the
     MS MARCO MiniLM id resolves to the course's own reranker (scripts/train_reranker.py)."""
     from sentence_transformers import CrossEncoder
@@ -365,7 +365,7 @@ def read_wav(path: str | Path) -> Any:
         return np.frombuffer(f.readframes(f.getnframes()), dtype=np.int16).astype(np.float32) / 32768.0
 
 
-def load_speech(hub_id: str = "openai/whisper-tiny.en") -> Speech:
+def load_speech(hub_id: str = config.DEFAULT_SPEECH) -> Speech:
     """A Whisper speech recogniser behind one `transcribe(audio) -> str` (see `Speech`).
 
     Offline, `openai/whisper-tiny.en` resolves to the real tiny.en weights converted to CTranslate2
