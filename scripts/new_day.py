@@ -103,8 +103,9 @@ def main(argv: list[str]) -> int:
     path.write_text(json.dumps(notebook(day, slug, title), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     readme = ROOT / "README.md"
     lines = readme.read_text(encoding="utf-8").splitlines()
-    last = max(i for i, line in enumerate(lines) if re.match(r"\| \d+ \| \[day\d\d", line))
-    lines.insert(last + 1, readme_row(day, slug, title))
+    rows = [i for i, line in enumerate(lines) if re.match(r"\| \d+ \| \[day\d\d", line)]
+    later = [i for i in rows if int(lines[i].split("|")[1]) > day]  # keep the table in day order
+    lines.insert(later[0] if later else rows[-1] + 1, readme_row(day, slug, title))
     readme.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {path.relative_to(ROOT)} and a README row; fill in the TODOs, then "
           f"`python scripts/nb.py run {path.relative_to(ROOT)}`")

@@ -34,3 +34,15 @@ def test_cli_writes_notebook_and_readme_row_once(tmp_path, monkeypatch):
     assert lines[3].startswith("| 16 | [day16_hybrid_search]") and lines[5] == "After."
     assert new_day.main(["16", "other", "Again"]) == 1, "a second day 16 must be refused"
     assert new_day.main(["x", "Bad Slug", "t"]) == 2
+
+
+def test_cli_keeps_the_table_in_day_order(tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    readme = tmp_path / "README.md"
+    readme.write_text("| Day | Notebook |\n|---|---|\n| 0 | [day00_x](notebooks/day00_x.ipynb) | x |\n"
+                      "| 26 | [day26_y](notebooks/day26_y.ipynb) | y |\n\nAfter.\n")
+    monkeypatch.setattr(new_day, "ROOT", tmp_path)
+    monkeypatch.setattr(course, "NOTEBOOKS_DIR", tmp_path / "notebooks")
+    assert new_day.main(["22", "sft", "SFT"]) == 0
+    days = [line.split("|")[1].strip() for line in readme.read_text().splitlines()[2:5]]
+    assert days == ["0", "22", "26"], f"day 22 landed out of order: {days}"
