@@ -22,7 +22,7 @@ LINTED := helpers tests scripts conftest.py data/golden/validate.py
 SYSTEM_PACKAGES := espeak-ng chromium chromium-driver
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: system install models lab test lint unit notebooks sync lock new-day smoke-original bench clean-models
+.PHONY: system install models lab test lint unit notebooks sync lock new-day smoke-original bench clean-models assistant
 
 install: $(STAMP)
 
@@ -56,6 +56,10 @@ test: models lint
 
 unit: models
 	$(BIN)/python -m pytest tests
+
+# The course assistant (Day 30) on http://127.0.0.1:8030: Ctrl-C stops it.
+assistant: models
+	$(BIN)/python -m helpers.webapp --host 127.0.0.1 --port 8030
 
 notebooks: models
 	$(BIN)/python scripts/nb.py run notebooks/day*.ipynb

