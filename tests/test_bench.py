@@ -16,9 +16,19 @@ import bench  # noqa: E402
 ROWS = list(csv.DictReader((REPO_ROOT / "benchmarks" / "notebooks.csv").open()))
 
 
+# Notebooks that landed without a quiet benchmark yet, named one per line (they state no runtime).
+PENDING = set((REPO_ROOT / "benchmarks" / "pending.txt").read_text().split())
+
+
 def test_every_notebook_was_benchmarked_and_ran():
     stems = {p.stem for p in (REPO_ROOT / "notebooks").glob("day*.ipynb")}
-    assert {r["notebook"] for r in ROWS} == stems, "benchmarks/notebooks.csv must cover every notebook: make bench"
+    measured = {r["notebook"] for r in ROWS}
+    assert measured | PENDING == stems, "benchmarks/notebooks.csv (+ pending.txt) must cover every notebook: make bench"
+    assert not measured & PENDING, "a benchmarked notebook is still listed in benchmarks/pending.txt"
+    readme = (REPO_ROOT / "README.md").read_text()
+    for stem in PENDING:
+        line = next(ln for ln in readme.splitlines() if f"[{stem}]" in ln)
+        assert "s measured)" not in line, f"{stem} is pending but the README states a measured runtime"
     assert all(r["ok"] == "True" for r in ROWS), "a notebook failed in the benchmark run"
 
 
