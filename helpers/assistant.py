@@ -168,26 +168,10 @@ class HybridRetriever:
             list(nodes), embed, mode, bm25_weight, depth, reranker)
         self.vectors = embed([embed_text(n) for n in self.nodes])
         self.bm25 = BM25Retriever(self.nodes, k=depth)
-        # Day 6's BM25 scores every node in a Python loop per query; here each word's contribution to
-        # every node is computed once: score(query) = sum of the rows of its words (the same formula).
-        norm = self.bm25.k1 * (1 - self.bm25.b + self.bm25.b * self.bm25.len / self.bm25.len.mean())
-        self.word_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        postings: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        for i, tf in enumerate(self.bm25.tf):
-            for w, c in tf.items():
-                postings[w].append((i, c))
-        for w, rows in postings.items():
-            idx, tf = np.array([i for i, _ in rows]), np.array([c for _, c in rows], dtype=float)
-            self.word_rows[w] = (idx, self.bm25.idf[w] * tf * (self.bm25.k1 + 1) / (tf + norm[idx]))
 
     def bm25_scores(self, query: str) -> np.ndarray:
-        """BM25 of every node for `query`: equal to `helpers.bm25.BM25Retriever.scores`, vectorised."""
-        s = np.zeros(len(self.nodes))
-        for w in self.bm25.tokenize(query):
-            if w in self.word_rows:
-                idx, part = self.word_rows[w]
-                s[idx] += part
-        return s
+        """BM25 of every node for `query` (`helpers.bm25.BM25Retriever.scores`)."""
+        return self.bm25.scores(query)
 
     def scored(self, query: str, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(node index, score) best first, at most `depth` (only indices where `allowed` is True)."""
