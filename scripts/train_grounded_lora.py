@@ -350,9 +350,9 @@ def evaluate(out: Path, models: tuple[str, ...] = ("base", "tuned"), shard: tupl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=12)
-    ap.add_argument("--batch", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--steps", type=int, default=80)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--max-len", type=int, default=352)
     ap.add_argument("--top-layers", type=int, default=TOP_LAYERS, help="LoRA on the top N decoder layers")
