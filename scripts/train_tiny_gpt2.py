@@ -16,7 +16,10 @@ unmarked and paragraphs unwrapped; then Python's `pydoc_data.topics.topics` (the
 plain text, shipped with Python under the PSF licence) with code blocks, grammar rules, tables and
 heading underlines dropped and all whitespace collapsed to single spaces. Documents are joined with
 `<|endoftext|>`. The token stream is cut into windows of 512 tokens and every 20th window is held out
-for validation (5%, spread over all documents).
+for validation (5%, spread over all documents). Known flaw, kept because Day 21 teaches it: Python's
+reference repeats itself, so 32 of the 80 validation sequences share a 32-token span with the training
+text (Day 21 measures the memorisation); the course evaluates on the 48 clean ones. A split by document
+with repeated passages removed would fix it, at the cost of a retrain and Day 21's lesson.
 
 Training: AdamW (betas 0.9/0.95, weight decay 0.1 on matrices), linear warmup then cosine decay to 10%
 of the peak rate, batches of random 128-token sequences, dropout 0.1, bf16 autocast on CUDA. The
