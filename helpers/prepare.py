@@ -17,6 +17,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import shutil
 import subprocess
@@ -182,6 +183,17 @@ def prepare_smollm2_gguf() -> Path:
     return final
 
 
+def adapter_digest(adapter: str) -> str:
+    """The first 16 hex digits of the sha256 of a course adapter's weights: an engine built from other
+    weights (the adapter was retrained) is rebuilt."""
+    folder, script = config.ADAPTERS[adapter]
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise PrepareError(f"the adapter {adapter} is missing from {folder}: restore it with "
+                           f"`git checkout models/llm-challenge` or rebuild it with `python {script}`")
+    return hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+
+
 def _merge_adapter(source: Path, adapter: str, into: Path) -> Path:
     """SmolLM2 with a course LoRA adapter merged into its weights, saved as a normal HF folder."""
     from peft import PeftModel
@@ -204,8 +216,9 @@ def prepare_ort(adapter: str | None = None, precision: str = "int4") -> Path:
 
     final = ort_folder(adapter, precision)
     source_note = final / "SOURCE.txt"
-    if (final / "genai_config.json").is_file() and ORT_OPTIONS in (source_note.read_text() if source_note.is_file() else ""):
-        return final  # built with the current options (an older export is rebuilt)
+    stamp = ORT_OPTIONS + (f" adapter sha256 {adapter_digest(adapter)}" if adapter else "")
+    if (final / "genai_config.json").is_file() and stamp in (source_note.read_text() if source_note.is_file() else ""):
+        return final  # built with the current options and adapter weights (an older export is rebuilt)
     source = prepare_smollm2()
     start = time.perf_counter()
     what = f"SmolLM2 + {adapter}" if adapter else "SmolLM2"
@@ -229,7 +242,7 @@ def prepare_ort(adapter: str | None = None, precision: str = "int4") -> Path:
                            f"onnxscript installed? `make install`):\n{done.stderr[-2000:]}")
     merged = f" with the adapter {adapter} merged in" if adapter else ""
     (tmp / "SOURCE.txt").write_text(f"Exported by helpers/prepare.py from {config.SMOLLM2.path}{merged} with "
-                                    f"onnxruntime_genai.models.builder -p {precision} -e cpu --extra_options {ORT_OPTIONS}.\n")
+                                    f"onnxruntime_genai.models.builder -p {precision} -e cpu --extra_options {stamp}.\n")
     _replace_dir(tmp, final)
     _log(f"{what} {precision} for onnxruntime-genai saved to {final.relative_to(config.MODELS_DIR)} "
          f"in {time.perf_counter() - start:.0f} s")
