@@ -57,7 +57,7 @@ test: models lint
 unit: models
 	$(BIN)/python -m pytest tests
 
-# The course assistant (Day 30) on http://127.0.0.1:8030: Ctrl-C stops it.
+# The course assistant (Day 30) on http://127.0.0.1:8030: Ctrl-C stops it. `make assistant ASSISTANT_GUARDRAILS=1`: with Day 31's guardrails.
 assistant: models
 	$(BIN)/python -m helpers.webapp --host 127.0.0.1 --port 8030
 

@@ -171,11 +171,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--guardrails", action="store_true", default=os.environ.get("ASSISTANT_GUARDRAILS") == "1",
                         help="check questions, chunks and answers with helpers.guardrails (Day 31)")
     args = parser.parse_args(argv)
+    import logging
+
     import uvicorn
 
     from . import notebook
 
     notebook.quiet()
+    # one line per turn on stderr (question and answer; redacted when the guardrails are on)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("helpers.assistant").setLevel(logging.INFO)
     guard = default_guardrails() if args.guardrails else None
     assistant = Assistant(guardrails=guard)  # build the index and load the models before serving
     _ = assistant.generator
