@@ -183,14 +183,19 @@ def prepare_smollm2_gguf() -> Path:
     return final
 
 
+def _adapter_folder(adapter: str) -> Path:
+    """A course adapter's folder, with its config and weights; a clear error when either is missing."""
+    folder, script = config.ADAPTERS[adapter]
+    if not all((folder / name).is_file() for name in ("adapter_config.json", "adapter_model.safetensors")):
+        raise PrepareError(f"the adapter {adapter} is missing from {folder}: restore it with "
+                           f"`git checkout models/llm-challenge` or rebuild it with `python {script}`")
+    return folder
+
+
 def adapter_digest(adapter: str) -> str:
     """The first 16 hex digits of the sha256 of a course adapter's weights: an engine built from other
     weights (the adapter was retrained) is rebuilt."""
-    folder, script = config.ADAPTERS[adapter]
-    weights = folder / "adapter_model.safetensors"
-    if not weights.is_file():
-        raise PrepareError(f"the adapter {adapter} is missing from {folder}: restore it with "
-                           f"`git checkout models/llm-challenge` or rebuild it with `python {script}`")
+    weights = _adapter_folder(adapter) / "adapter_model.safetensors"
     return hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
 
 
@@ -199,10 +204,7 @@ def _merge_adapter(source: Path, adapter: str, into: Path) -> Path:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder, script = config.ADAPTERS[adapter]
-    if not (folder / "adapter_config.json").is_file():
-        raise PrepareError(f"the adapter {adapter} is missing from {folder}: restore it with "
-                           f"`git checkout models/llm-challenge` or rebuild it with `python {script}`")
+    folder = _adapter_folder(adapter)
     base = AutoModelForCausalLM.from_pretrained(source, dtype="float32")
     PeftModel.from_pretrained(base, str(folder)).merge_and_unload().save_pretrained(into)
     AutoTokenizer.from_pretrained(source).save_pretrained(into)

@@ -57,7 +57,7 @@ def test_house_style(path: Path):
     assert not MACHINE_PATH.search(texts), f"machine path in outputs: {MACHINE_PATH.search(texts).group(0)}"
     assert any("image/png" in o.get("data", {}) for o in outs), "no figure"
     assert re.search(r"^RESULT\s+\S+\s+=", texts, re.M), "no RESULT line"
-    for c in code:  # a setup cell once carried its import block four times over (a tool re-applied an edit)
+    for c in code:  # setup cells once carried their import block up to six times (an edit re-applied)
         imports = [ln.strip() for ln in _text(c["source"]).splitlines() if ln.startswith(("import ", "from "))]
         repeated = sorted({ln for ln in imports if imports.count(ln) > 1})
         assert not repeated, f"a cell repeats import lines: {repeated}"
