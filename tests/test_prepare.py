@@ -11,6 +11,7 @@ from helpers.engines import ort_folder
 
 def test_adapter_digest_follows_the_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(config.ADAPTERS, "course/test-lora", (tmp_path, "scripts/train_x.py"))
+    (tmp_path / "adapter_config.json").write_text("{}")
     (tmp_path / "adapter_model.safetensors").write_bytes(b"weights v1")
     first = prepare.adapter_digest("course/test-lora")
     assert len(first) == 16 and first == prepare.adapter_digest("course/test-lora")
@@ -20,6 +21,7 @@ def test_adapter_digest_follows_the_weights(tmp_path: Path, monkeypatch: pytest.
 
 def test_adapter_digest_missing_weights_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(config.ADAPTERS, "course/test-lora", (tmp_path, "scripts/train_x.py"))
+    (tmp_path / "adapter_config.json").write_text("{}")  # the config without the weights
     with pytest.raises(prepare.PrepareError, match="git checkout models/llm-challenge"):
         prepare.adapter_digest("course/test-lora")
 
