@@ -4,6 +4,7 @@
     python scripts/train_grounded_lora.py                     # -> models/llm-challenge/smollm2-grounded-lora/
     python scripts/train_grounded_lora.py --steps 10 --out /tmp/lora   # a quick try
     python scripts/train_grounded_lora.py --evaluate          # base vs tuned answers on the test split (int8 engine)
+    python scripts/train_grounded_lora.py --evaluate-shaped   # the same on training-shaped test contexts (Day 22, 6b)
 
 Why: on the RAG days the local generator states the gold facts in only about a quarter of its answers, even
 when the retrieved context holds them. Day 22 fixes that with supervised fine-tuning on a small instruction set.
@@ -70,10 +71,10 @@ def overlaps(sentence: str, protected: list[set[str]]) -> bool:
     return any(p and len(words & p) >= OVERLAP * min(len(p), len(words) or 1) for p in protected)
 
 
-def handbook_blocks() -> list[dict]:
+def handbook_blocks(protect: bool = True) -> list[dict]:
     """Every leaf block of the handbook (text between two headings) as {doc, title, heading, sentences},
-    with the protected sentences removed."""
-    protected = [content_words(s) for s in protected_sentences()]
+    with the protected sentences removed (`protect=False`: all of them, for evaluation contexts only)."""
+    protected = [content_words(s) for s in protected_sentences()] if protect else []
     blocks = []
     for path in corpus.handbook_files():
         text = corpus.doc_text(path.name)
@@ -106,9 +107,9 @@ def messages(context: str, question: str) -> list[dict]:
 
 # --------------------------------------------------------------------------- the instruction set
 class Builder:
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, protect: bool = True) -> None:
         self.r = random.Random(seed)
-        self.blocks = handbook_blocks()
+        self.blocks = handbook_blocks(protect)
 
     def passage(self, block: dict, around: str | None = None) -> str:
         """Up to PASSAGE_SENTENCES consecutive sentences of a block (holding `around` if given)."""
@@ -205,6 +206,26 @@ def build(seed: int = 0, written: int = 330, refusal_share: float = 0.23) -> lis
     rows = positives + b.refusals(positives, n_refusals)
     b.r.shuffle(rows)
     return [{k: v for k, v in row.items() if k != "avoid"} for row in rows]
+
+
+def shaped_test_contexts(seed: int = 1) -> list[dict]:
+    """For each answerable TEST question, two contexts shaped like the training set's (three two-sentence passages
+    with their title lines): one holding the gold passage(s), one of three distractors from other sections. For
+    evaluation only (never written to the training set): it tells whether the adapter can judge "does the context
+    hold the fact?" on the contexts it was trained on, apart from Day 7's chunks."""
+    b = Builder(seed, protect=False)
+    rows = []
+    for q in corpus.load_questions("test"):
+        refs = corpus.gold_refs(q)
+        found = [b.find(d, s) for d, s in refs]
+        if not refs or any(f is None for f in found):
+            continue
+        avoid = {(blk["doc"], blk["heading"]) for blk, _ in found}
+        gold = [b.passage(blk, around=s) for blk, s in found]
+        holds = b.context(gold + b.distractors(N_PASSAGES - len(gold), avoid, refs[0][0]))
+        lacks = b.context(b.distractors(N_PASSAGES, avoid, refs[0][0]))
+        rows.append({"id": q["id"], "holds": holds, "lacks": lacks})
+    return rows
 
 
 def load_data(path: Path = DATA_FILE) -> list[dict]:
@@ -348,6 +369,27 @@ def evaluate(out: Path, models: tuple[str, ...] = ("base", "tuned"), shard: tupl
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def evaluate_shaped(out: Path) -> None:
+    """Base and tuned answers (int8 engine) on `shaped_test_contexts()`, written to out/test_answers_shaped.jsonl."""
+    import torch
+
+    from helpers import llm
+
+    torch.set_num_threads(2)
+    questions = {q["id"]: q for q in corpus.load_questions("test")}
+    rows = shaped_test_contexts()
+    for name in ("base", "tuned"):
+        model, tok, _ = llm.causal_lm(config.SMOLLM2_ID, "int8-ort", ADAPTER_ID if name == "tuned" else None)
+        start = time.time()
+        for row in rows:
+            for kind in ("holds", "lacks"):
+                row[f"{name}_{kind}"] = answer(model, tok, row[kind], questions[row["id"]]["question"])
+        print(f"{name}: {2 * len(rows)} answers in {time.time() - start:.0f} s", flush=True)
+    with open(out / "test_answers_shaped.jsonl", "w") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=80)
@@ -363,7 +405,12 @@ def main() -> None:
                     help="write test_answers.jsonl (base and/or tuned answers; both if none named) and stop")
     ap.add_argument("--shard", type=int, nargs=2, default=(0, 1), metavar=("K", "N"),
                     help="with --evaluate: answer only every N-th test question from the K-th (merge the files after)")
+    ap.add_argument("--evaluate-shaped", action="store_true",
+                    help="write test_answers_shaped.jsonl (answers on training-shaped test contexts) and stop")
     args = ap.parse_args()
+    if args.evaluate_shaped:
+        evaluate_shaped(args.out)
+        return
     if args.build_data:
         rows = build()
         DATA_FILE.parent.mkdir(parents=True, exist_ok=True)
