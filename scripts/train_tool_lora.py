@@ -334,15 +334,9 @@ def main() -> None:
         model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.0,
                                                  target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
     model.print_trainable_parameters()
+
     def next_batch(step: int):
-        batch = [encode(tok, *gen.trace(), args.max_len) for _ in range(args.batch)]
-        width = max(len(x) for x, _ in batch)
-        ids = torch.full((len(batch), width), tok.eos_token_id)
-        labels = torch.full((len(batch), width), -100)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, (x, y) in enumerate(batch):
-            ids[i, :len(x)], labels[i, :len(y)], mask[i, :len(x)] = x, y, 1
-        return ids, labels, mask
+        return training.pad_batch([encode(tok, *gen.trace(), args.max_len) for _ in range(args.batch)], tok.eos_token_id)
 
     start = time.time()
     log = training.train_steps(model, next_batch, args.steps, args.lr, warmup=10)

@@ -66,3 +66,11 @@ def test_save_adapter_names_the_base_by_hub_id(tmp_path: Path):
     assert config["base_model_name_or_path"] == "org/base-model"
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     assert not (tmp_path / "adapter" / "README.md").exists()
+
+
+def test_pad_batch_pads_right_and_masks_padding():
+    pairs = [(torch.tensor([5, 6, 7]), torch.tensor([-100, 6, 7])), (torch.tensor([8]), torch.tensor([8]))]
+    ids, labels, mask = training.pad_batch(pairs, pad_id=0)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert labels.tolist() == [[-100, 6, 7], [8, -100, -100]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0]]
